@@ -1,0 +1,3 @@
+from pyrunc.main import main
+
+main()

@@ -1,0 +1,95 @@
+"""The sync protocol between the runtime (parent) and the container's init, over a SOCK_SEQPACKET pair.
+
+Every message is one datagram: a JSON object `{"type": ..., **payload}`, optionally carrying file
+descriptors (SCM_RIGHTS). The sequence of `create`:
+
+    parent (pyrunc create)                      stage-1 → init (forked, in the new namespaces)
+    ──────────────────────                      ──────────────────────────────────────────────
+    fork ─────────────────────────────────────▶ join cgroup; join/unshare the user namespace
+                 ◀──────────────────────────── USERNS_READY          (only for a new user namespace)
+    write uid_map, setgroups, gid_map
+    MAPPED ───────────────────────────────────▶ join/unshare the other namespaces;
+                                                fork the init when a pid/time namespace needs it
+                 ◀──────────────────────────── INIT_PID {pid}        (host pid; stage-1 exits)
+    CONTINUE ─────────────────────────────────▶ mounts, devices (rootfs.prepare_rootfs)
+                 ◀──────────────────────────── CONSOLE [fd]          (only with process.terminal)
+    hand the pty master to --console-socket
+                 ◀──────────────────────────── RUN_HOOKS             (only with prestart/createRuntime hooks)
+    run prestart + createRuntime hooks
+    HOOKS_DONE ───────────────────────────────▶ createContainer hooks, pivot_root, hostname, sysctl,
+                                                masked paths, rlimits, user, capabilities ...
+                 ◀──────────────────────────── READY                 (init now blocks on exec.fifo)
+    save state, write --pid-file, exit
+
+Either side may instead send ERROR {message}; the init then exits 1 and the parent reports the message
+as its own one-line error, after removing everything create made.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from enum import StrEnum
+
+from ..errors import InitError
+
+
+class Msg(StrEnum):
+    USERNS_READY = "userns_ready"
+    MAPPED = "mapped"
+    INIT_PID = "init_pid"
+    CONTINUE = "continue"
+    CONSOLE = "console"
+    RUN_HOOKS = "run_hooks"
+    HOOKS_DONE = "hooks_done"
+    READY = "ready"
+    ERROR = "error"
+
+
+_MAX_MESSAGE = 1 << 16
+
+
+class Channel:
+    """One end of the sync socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, msg: Msg, fds: list[int] | None = None, **payload: object) -> None:
+        data = json.dumps({"type": msg.value, **payload}).encode()
+        if fds:
+            socket.send_fds(self.sock, [data], fds)
+        else:
+            self.sock.send(data)
+
+    def send_error(self, message: str) -> None:
+        """Report a failure to the parent; after READY the channel is closed, so stderr hears it."""
+        try:
+            self.send(Msg.ERROR, message=message)
+        except OSError:
+            import os
+
+            os.write(2, f"{message}\n".encode())
+
+    def receive(self) -> tuple[Msg, dict, list[int]]:
+        """The next message; an ERROR from the peer is raised as InitError, EOF as InitError too."""
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX_MESSAGE, 4)
+        if not data:
+            raise InitError("container init exited before it was ready")
+        payload = json.loads(data)
+        msg = Msg(payload.pop("type"))
+        if msg is Msg.ERROR:
+            raise InitError(payload["message"])
+        return msg, payload, fds
+
+    def expect(self, wanted: Msg) -> dict:
+        msg, payload, _fds = self.receive()
+        if msg is not wanted:
+            raise InitError(f"sync protocol: expected {wanted.value}, got {msg.value}")
+        return payload
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,1 @@
+"""Identity and confinement controls the init applies before execve (see docs/architecture.md)."""
