@@ -8,7 +8,7 @@ EXAMPLE_ROOTFS := $(patsubst %/config.json,%/rootfs,$(wildcard config-examples/*
 DEB_PACKAGES := busybox-static runc python3-venv uidmap iproute2 libseccomp2 golang-github-opencontainers-specs-dev
 RUNTIME ?= $(CURDIR)/$(VENV)/bin/pyrunc
 
-.PHONY: all deps venv rootfs demo lint test spec-test bench clean
+.PHONY: all deps venv bytecode rootfs demo lint test spec-test bench clean
 
 all: test
 
@@ -25,8 +25,13 @@ venv: $(VENV)/.stamp
 
 $(VENV)/.stamp: pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
-	$(VPY) -m pip install -q -e '.[test]'
+	$(VPY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $@
+
+# Bytecode for pyrunc itself: the environment may set PYTHONDONTWRITEBYTECODE, and a runtime started
+# several times per container should not recompile its modules on every start.
+bytecode: venv
+	$(VPY) -m compileall -q pyrunc
 
 rootfs: build/.rootfs.stamp $(EXAMPLE_ROOTFS)
 
@@ -37,19 +42,19 @@ build/.rootfs.stamp: scripts/build-rootfs.sh
 $(EXAMPLE_ROOTFS): | build/.rootfs.stamp
 	ln -sfn ../../$(ROOTFS) $@
 
-demo: deps venv rootfs
+demo: deps venv bytecode rootfs
 	$(VENV)/bin/pyrunc run -b config-examples/busybox demo-$$$$ </dev/null
 
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: deps venv rootfs lint
+test: deps venv bytecode rootfs lint
 	$(VPY) -m pytest tests spec-tests
 
-spec-test: deps venv rootfs
+spec-test: deps venv bytecode rootfs
 	RUNTIME=$(RUNTIME) $(VPY) -m pytest spec-tests
 
-bench: venv rootfs
+bench: venv bytecode rootfs
 	$(VPY) benchmarks/bench.py
 
 clean:

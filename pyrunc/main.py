@@ -13,13 +13,20 @@ from .errors import PyruncError
 from .log import configure, logger
 
 
+def default_root() -> str:
+    if os.geteuid() == 0:
+        return "/run/pyrunc"
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    return os.path.join(runtime_dir, "pyrunc") if runtime_dir else f"/tmp/pyrunc-{os.geteuid()}"
+
+
 class GlobalOptions:
     """The global flags every command receives."""
 
     __slots__ = ("debug", "log", "log_format", "root", "rootless", "systemd_cgroup")
 
     def __init__(self, values: dict) -> None:
-        self.root: str = values["root"]
+        self.root: str = values["root"] or default_root()
         self.log: str = values["log"]
         self.log_format: str = values["log_format"]
         self.debug: bool = values["debug"]

@@ -328,3 +328,13 @@ def fsmount(fs_fd: int, attr_flags: int = 0) -> int:
 def bpf(cmd: int, attr: ctypes.Array, what: str) -> int:
     """bpf(2) with a caller-packed `union bpf_attr` buffer (e.g. ctypes.create_string_buffer)."""
     return _check(_syscall(syscall_number("bpf"), cmd, attr, ctypes.sizeof(attr)), what)
+
+
+KEYCTL_JOIN_SESSION_KEYRING = 1
+_KEYCTL_NUMBERS = {"x86_64": 250, "aarch64": 219}
+
+
+def join_new_session_keyring() -> None:
+    """Give the calling process a new anonymous session keyring (keyctl(2) has no glibc wrapper)."""
+    number = _KEYCTL_NUMBERS[os.uname().machine]
+    _check(_syscall(number, KEYCTL_JOIN_SESSION_KEYRING, None), "keyctl(JOIN_SESSION_KEYRING)")

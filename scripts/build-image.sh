@@ -15,9 +15,13 @@ for tool in umoci skopeo; do
 done
 [ -x "$catatonit" ] || { echo "build-image: $catatonit not found (apt-get install catatonit)" >&2; exit 1; }
 
+# skopeo keeps a blob-info cache in /var/lib/containers/cache: remove it unless it was there before.
+cache=/var/lib/containers
+[ -e "$cache" ] && cache=
+
 tmp="$dest.tmp.$$"
 rm -rf "$tmp"
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp" ${cache:+"$cache"}' EXIT
 mkdir -p "$tmp"
 layout="$tmp/layout"
 umoci init --layout "$layout"

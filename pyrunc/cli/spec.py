@@ -57,7 +57,9 @@ _CREATE_OPTIONS = (_BUNDLE, _CONSOLE_SOCKET, _PID_FILE, _NO_PIVOT, _NO_NEW_KEYRI
 _FORMAT = Opt("--format", "-f", kind=("table", "json"), default="table", help="output format: table or json")
 
 GLOBAL_OPTIONS = (
-    Opt("--root", kind="str", default="/run/pyrunc", help="root directory for storage of container state"),
+    Opt("--root", kind="str", default="",
+        help="root directory for storage of container state (default: /run/pyrunc, or $XDG_RUNTIME_DIR/pyrunc "
+             "for an unprivileged user)"),
     Opt("--log", kind="str", default="", help="log file path (default: stderr)"),
     Opt("--log-format", kind=("text", "json"), default="text", help="log format: text or json"),
     Opt("--debug", help="enable debug logging"),

@@ -10,6 +10,7 @@ import os
 
 from .. import SPEC_VERSION
 from ..errors import ConfigError, PyruncError, RootfsError
+from ..hooks import has_hooks
 from ..log import logger
 from ..namespaces import NamespacePlan
 from ..process.context import InitContext
@@ -24,6 +25,7 @@ class CreateOptions:
         self.console_socket: str = o.get("console_socket") or ""
         self.pid_file: str = o.get("pid_file") or ""
         self.no_pivot: bool = o.get("no_pivot", False)
+        self.no_new_keyring: bool = o.get("no_new_keyring", False)
         self.preserve_fds: int = o.get("preserve_fds") or 0
 
 
@@ -60,11 +62,13 @@ def _prepare_security(ctx: InitContext) -> None:
     config = ctx.config
     process = config["process"]
     linux = config.get("linux") or {}
-    from ..security import identity, rlimits
+    from ..security import identity, lsm, process_attrs, rlimits
 
     ctx.capabilities = identity.parse_capabilities(process.get("capabilities"))
     if process.get("rlimits"):
         rlimits.check_rlimits(process["rlimits"])
+    process_attrs.check(process, linux)
+    lsm.check(process, linux)
     if linux.get("sysctl"):
         from ..security.sysctl import check_sysctls
 
@@ -73,6 +77,8 @@ def _prepare_security(ctx: InitContext) -> None:
         from ..security import seccomp
 
         ctx.seccomp = seccomp.prepare(linux["seccomp"])
+    if has_hooks(config, "startContainer"):
+        import subprocess  # noqa: F401 - the hook runner needs it after pivot_root, out of the package's reach
 
 
 def create_container(g: object, container_id: str, opts: CreateOptions, *, foreground: bool = False) -> Container:
@@ -96,7 +102,8 @@ def create_container(g: object, container_id: str, opts: CreateOptions, *, foreg
         state_dir_fd = os.open(container.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         ctx = InitContext(container_id=container_id, config=config, bundle=opts.bundle, rootfs=rootfs,
                           state_dir_fd=state_dir_fd, namespaces=namespaces, cgroup=cgroup,
-                          no_pivot=opts.no_pivot, preserve_fds=opts.preserve_fds,
+                          no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
+                          preserve_fds=opts.preserve_fds,
                           console_socket=opts.console_socket, oci_version=config.get("ociVersion", SPEC_VERSION))
         _prepare_security(ctx)
         pid = _launch(ctx)

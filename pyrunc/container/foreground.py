@@ -6,7 +6,7 @@ import os
 import signal
 
 #: Every signal a process may catch: the ones `run` forwards (SIGCHLD is for us).
-_FORWARDED = set(range(1, signal.NSIG)) - {signal.SIGKILL, signal.SIGSTOP}
+_FORWARDED = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}
 
 
 def become_subreaper() -> None:

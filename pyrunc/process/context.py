@@ -9,7 +9,8 @@ class InitContext:
     """What create has resolved and validated: the init only acts on it, it decides nothing."""
 
     def __init__(self, *, container_id: str, config: dict, bundle: str, rootfs: str, state_dir_fd: int,
-                 namespaces: NamespacePlan, cgroup: object | None, no_pivot: bool, preserve_fds: int,
+                 namespaces: NamespacePlan, cgroup: object | None, no_pivot: bool, no_new_keyring: bool,
+                 preserve_fds: int,
                  console_socket: str, oci_version: str) -> None:
         self.container_id = container_id
         self.config = config
@@ -20,6 +21,7 @@ class InitContext:
         self.namespaces = namespaces
         self.cgroup = cgroup
         self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.console_socket = console_socket
         self.oci_version = oci_version

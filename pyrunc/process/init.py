@@ -18,8 +18,13 @@ import os
 import signal
 from typing import NoReturn
 
-from .. import syscalls
+# Everything the init uses is imported here, by the parent before it forks: after pivot_root the
+# package's files are out of reach, and pages loaded in the child would be charged to the container.
+from .. import rootfs, syscalls
 from ..errors import InitError, PyruncError
+from ..hooks import has_hooks, run_hooks
+from ..network import loopback_up
+from ..security import identity, lsm, process_attrs, seccomp, sysctl
 from ..state import EXEC_FIFO
 from .context import InitContext
 from .protocol import Channel, Msg
@@ -81,9 +86,9 @@ def container_init(chan: Channel, ctx: InitContext) -> NoReturn:
     process = config["process"]
     linux = config.get("linux") or {}
     os.setsid()
+    if not ctx.no_new_keyring:
+        syscalls.join_new_session_keyring()
     if "network" in ctx.namespaces.new:
-        from ..network import loopback_up
-
         loopback_up()
     _prepare_filesystem(chan, ctx)
     if "uts" in ctx.namespaces.new:
@@ -92,12 +97,8 @@ def container_init(chan: Channel, ctx: InitContext) -> NoReturn:
         if config.get("domainname"):
             syscalls.setdomainname(config["domainname"])
     if linux.get("sysctl"):
-        from ..security.sysctl import apply_sysctls
-
-        apply_sysctls(linux["sysctl"])
-    from ..rootfs import finalize_rootfs
-
-    finalize_rootfs(config)
+        sysctl.apply_sysctls(linux["sysctl"])
+    rootfs.finalize_rootfs(config)
     env = _with_home(list(process.get("env") or ()), (process.get("user") or {}).get("uid", 0))
     cwd = process.get("cwd") or "/"
     try:
@@ -105,18 +106,15 @@ def container_init(chan: Channel, ctx: InitContext) -> NoReturn:
     except OSError as err:
         raise InitError(f"process.cwd {cwd!r}: {err.strerror}") from None
     executable = find_executable(process["args"][0], env)
-    _apply_process_attributes(ctx, process, linux)
+    _apply_process_attributes(chan, ctx, process, linux)
     _ready_and_wait(chan, ctx)
     _exec(ctx, process, executable, env)
 
 
 def _prepare_filesystem(chan: Channel, ctx: InitContext) -> None:
     """Mounts, devices and hooks up to pivot_root: everything that still sees the host's filesystem."""
-    from ..hooks import has_hooks, run_hooks
-    from ..rootfs import pivot_into, prepare_rootfs
-
     config = ctx.config
-    prepare_rootfs(config, ctx.bundle, ctx.rootfs, in_userns=ctx.namespaces.has("user"))
+    rootfs.prepare_rootfs(config, ctx.bundle, ctx.rootfs, in_userns=ctx.namespaces.has("user"))
     if config["process"].get("terminal"):
         from ..terminal import setup_console
 
@@ -126,7 +124,7 @@ def _prepare_filesystem(chan: Channel, ctx: InitContext) -> None:
         chan.expect(Msg.HOOKS_DONE)
     if has_hooks(config, "createContainer"):
         run_hooks(config, ctx.hook_state("creating"), "createContainer")
-    pivot_into(ctx.rootfs, no_pivot=ctx.no_pivot)
+    rootfs.pivot_into(ctx.rootfs, no_pivot=ctx.no_pivot)
 
 
 def _with_home(env: list[str], uid: int) -> list[str]:
@@ -161,39 +159,39 @@ def find_executable(name: str, env: list[str]) -> str:
     raise InitError(f'exec: "{name}": executable file not found in $PATH')
 
 
-def _apply_process_attributes(ctx: InitContext, process: dict, linux: dict) -> None:
-    """Limits, scheduling, identity and privileges, in the order the kernel requires."""
-    from ..security import identity, process_attrs, rlimits
+def _apply_process_attributes(chan: Channel, ctx: InitContext, process: dict, linux: dict) -> None:
+    """Scheduling, identity and privileges, in the order the kernel requires.
 
-    if process.get("rlimits"):
-        rlimits.apply_rlimits(process["rlimits"])
-    if process.get("oomScoreAdj") is not None:
-        process_attrs.apply_oom_score_adj(process["oomScoreAdj"])
+    rlimits, oom_score_adj and the initial CPU affinity were set by the parent (it holds the host's
+    privileges); a filter is loaded before the identity switch only when it could not be loaded after it.
+    """
     if linux.get("personality"):
         process_attrs.apply_personality(linux["personality"])
     if process.get("scheduler"):
         process_attrs.apply_scheduler(process["scheduler"])
     if process.get("ioPriority"):
         process_attrs.apply_io_priority(process["ioPriority"])
-    affinity = process.get("execCPUAffinity") or {}
-    if affinity.get("initial"):
-        process_attrs.apply_cpu_affinity(affinity["initial"])
-    if ctx.seccomp is not None and not process.get("noNewPrivileges"):
-        _load_seccomp(ctx)
+    early_seccomp = ctx.seccomp is not None and seccomp.must_load_before_identity(process)
+    if early_seccomp:
+        _load_seccomp(chan, ctx)
     identity.switch_identity(process.get("user") or {}, ctx.capabilities)
     if process.get("noNewPrivileges"):
         identity.set_no_new_privs()
+    lsm.apply_exec_labels(process)
+    final = (process.get("execCPUAffinity") or {}).get("final")
+    if final:
+        process_attrs.apply_cpu_affinity(final)
+    if ctx.seccomp is not None and not early_seccomp:
+        _load_seccomp(chan, ctx)
 
 
-def _load_seccomp(ctx: InitContext) -> None:
-    from ..security import seccomp
-
+def _load_seccomp(chan: Channel, ctx: InitContext) -> None:
+    """Load the filter; a notify listener fd goes to the parent, which hands it to listenerPath on the host."""
     listener_fd = seccomp.load(ctx.seccomp)
     if listener_fd is not None:
-        spec = ctx.config["linux"]["seccomp"]
-        seccomp.send_listener(spec["listenerPath"], listener_fd, ctx.hook_state("creating"),
-                              spec.get("listenerMetadata", ""))
+        chan.send(Msg.SECCOMP_LISTENER, fds=[listener_fd])
         os.close(listener_fd)
+        chan.expect(Msg.SECCOMP_DONE)
 
 
 def _ready_and_wait(chan: Channel, ctx: InitContext) -> None:
@@ -221,18 +219,8 @@ def _close_fds_from(first: int, keep: list[int]) -> None:
 
 
 def _exec(ctx: InitContext, process: dict, executable: str, env: list[str]) -> NoReturn:
-    from ..hooks import has_hooks, run_hooks
-
-    config = ctx.config
-    if has_hooks(config, "startContainer"):
-        run_hooks(config, ctx.hook_state("created"), "startContainer")
-    if ctx.seccomp is not None and process.get("noNewPrivileges"):
-        _load_seccomp(ctx)
-    final = (process.get("execCPUAffinity") or {}).get("final")
-    if final:
-        from ..security.process_attrs import apply_cpu_affinity
-
-        apply_cpu_affinity(final)
+    if has_hooks(ctx.config, "startContainer"):
+        run_hooks(ctx.config, ctx.hook_state("created"), "startContainer")
     # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve, so restore the defaults.
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)

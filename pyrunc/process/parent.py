@@ -12,19 +12,42 @@ import socket
 from collections.abc import Callable
 
 from .context import InitContext
+from .init import stage1_main
 from .protocol import Channel, Msg
 
 
+def _only_own_id(mappings: list[dict], own_id: int) -> bool:
+    return len(mappings) == 1 and mappings[0]["hostID"] == own_id and mappings[0]["size"] == 1
+
+
 def write_id_maps(pid: int, linux: dict) -> None:
-    """Write the container's uid/gid maps for the process that created the user namespace."""
-    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
-        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux.get(key) or ())
+    """Write the container's uid/gid maps for the process that created the user namespace.
+
+    root writes any mapping itself. An unprivileged user may write a map of its own id only (after
+    disabling setgroups for the gid map); other ranges go through the setuid helpers newuidmap and
+    newgidmap, which check them against /etc/subuid and /etc/subgid.
+    """
+    from ..errors import InitError
+
+    for name, key, own_id, helper in (("uid_map", "uidMappings", os.geteuid(), "newuidmap"),
+                                      ("gid_map", "gidMappings", os.getegid(), "newgidmap")):
+        mappings = linux.get(key) or []
+        if os.geteuid() != 0 and not _only_own_id(mappings, own_id):
+            import subprocess
+
+            argv = [helper, str(pid)] + [str(m[k]) for m in mappings for k in ("containerID", "hostID", "size")]
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise InitError(f"{helper}: {done.stderr.strip() or f'exit status {done.returncode}'}")
+            continue
         if name == "gid_map" and os.geteuid() != 0:
-            # An unprivileged writer may only map its own gid, and only after disabling setgroups.
             with open(f"/proc/{pid}/setgroups", "w") as f:
                 f.write("deny")
-        with open(f"/proc/{pid}/{name}", "w") as f:
-            f.write(lines)
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write("".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings))
+        except OSError as err:
+            raise InitError(f"writing {name} ({key} {mappings}): {err.strerror}") from None
 
 
 def _kill_and_reap(pid: int, reap: bool) -> None:
@@ -37,6 +60,37 @@ def _kill_and_reap(pid: int, reap: bool) -> None:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
+
+
+def _set_init_attributes(ctx: InitContext) -> None:
+    """What needs the host's privileges is set on the init from outside (it may be in a user namespace)."""
+    from ..security import process_attrs, rlimits
+
+    process = ctx.config["process"]
+    if process.get("rlimits"):
+        rlimits.apply_rlimits(process["rlimits"], pid=ctx.init_pid)
+    if process.get("oomScoreAdj") is not None:
+        process_attrs.apply_oom_score_adj(process["oomScoreAdj"], pid=ctx.init_pid)
+    initial = (process.get("execCPUAffinity") or {}).get("initial")
+    if initial:
+        process_attrs.apply_cpu_affinity(initial, pid=ctx.init_pid)
+
+
+def _send_seccomp_listener(ctx: InitContext, listener_fd: int) -> None:
+    from ..security import seccomp
+
+    spec = ctx.config["linux"]["seccomp"]
+    seccomp.send_listener(spec["listenerPath"], listener_fd, ctx.hook_state("creating"),
+                          spec.get("listenerMetadata", ""))
+
+
+def _hand_over(fds: list[int], use: Callable[[int], None]) -> None:
+    """Pass a received descriptor on, then close our copies whatever happens."""
+    try:
+        use(fds[0])
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def start_init(ctx: InitContext, run_parent_hooks: Callable[[], None],
@@ -52,8 +106,6 @@ def start_init(ctx: InitContext, run_parent_hooks: Callable[[], None],
     stage1 = os.fork()
     if stage1 == 0:
         parent_sock.close()
-        from .init import stage1_main
-
         stage1_main(Channel(child_sock), ctx)
     child_sock.close()
     chan = Channel(parent_sock)
@@ -69,13 +121,13 @@ def start_init(ctx: InitContext, run_parent_hooks: Callable[[], None],
                 if ctx.init_pid != stage1:
                     os.waitpid(stage1, 0)
                     stage1_reaped = True
+                _set_init_attributes(ctx)
                 chan.send(Msg.CONTINUE, pid=ctx.init_pid)
             elif msg is Msg.CONSOLE:
-                try:
-                    send_console(fds[0])
-                finally:
-                    for fd in fds:
-                        os.close(fd)
+                _hand_over(fds, send_console)
+            elif msg is Msg.SECCOMP_LISTENER:
+                _hand_over(fds, lambda fd: _send_seccomp_listener(ctx, fd))
+                chan.send(Msg.SECCOMP_DONE)
             elif msg is Msg.RUN_HOOKS:
                 run_parent_hooks()
                 chan.send(Msg.HOOKS_DONE)

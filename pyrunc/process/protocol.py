@@ -11,13 +11,17 @@ descriptors (SCM_RIGHTS). The sequence of `create`:
     MAPPED ───────────────────────────────────▶ join/unshare the other namespaces;
                                                 fork the init when a pid/time namespace needs it
                  ◀──────────────────────────── INIT_PID {pid}        (host pid; stage-1 exits)
+    rlimits, oom_score_adj, initial CPU affinity of the init (with the host's privileges)
     CONTINUE ─────────────────────────────────▶ mounts, devices (rootfs.prepare_rootfs)
                  ◀──────────────────────────── CONSOLE [fd]          (only with process.terminal)
     hand the pty master to --console-socket
                  ◀──────────────────────────── RUN_HOOKS             (only with prestart/createRuntime hooks)
     run prestart + createRuntime hooks
     HOOKS_DONE ───────────────────────────────▶ createContainer hooks, pivot_root, hostname, sysctl,
-                                                masked paths, rlimits, user, capabilities ...
+                                                masked paths, user, capabilities, seccomp ...
+                 ◀──────────────────────────── SECCOMP_LISTENER [fd]  (only with SCMP_ACT_NOTIFY)
+    send fd + state to linux.seccomp.listenerPath
+    SECCOMP_DONE ─────────────────────────────▶
                  ◀──────────────────────────── READY                 (init now blocks on exec.fifo)
     save state, write --pid-file, exit
 
@@ -41,6 +45,8 @@ class Msg(StrEnum):
     CONTINUE = "continue"
     CONSOLE = "console"
     RUN_HOOKS = "run_hooks"
+    SECCOMP_LISTENER = "seccomp_listener"
+    SECCOMP_DONE = "seccomp_done"
     HOOKS_DONE = "hooks_done"
     READY = "ready"
     ERROR = "error"

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import stat
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
 
 from .. import syscalls
 
@@ -35,6 +36,11 @@ class Root:
     def __init__(self, path: str) -> None:
         self.path = path
         self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    @cached_property
+    def real_path(self) -> str:
+        """The root as the kernel names it (descriptors inside it read back with this prefix)."""
+        return os.readlink(fd_path(self.fd))
 
     def close(self) -> None:
         os.close(self.fd)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from pyrunc import syscalls
 from pyrunc.errors import SecurityError
+from pyrunc.security import os_reason
 
 NAMES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
@@ -83,7 +84,7 @@ def apply_sets(caps: CapSets) -> None:
         outside = names_of(caps.inheritable & ~caps.bounding)
         detail = f": the runtime does not hold {', '.join(missing)}" if missing else ""
         detail += f": inheritable but not in the bounding set: {', '.join(outside)}" if outside else ""
-        raise SecurityError(f"unable to apply capabilities: {e.strerror}{detail}") from None
+        raise SecurityError(f"unable to apply capabilities: {os_reason(e)}{detail}") from None
     for number in range(len(NAMES)):
         if caps.ambient >> number & 1:
             with contextlib.suppress(OSError):

@@ -11,7 +11,7 @@ import os
 
 from pyrunc import syscalls
 from pyrunc.errors import SecurityError
-from pyrunc.security import capabilities
+from pyrunc.security import capabilities, os_reason
 from pyrunc.security.capabilities import CapSets
 
 DEFAULT_UMASK = 0o022
@@ -35,17 +35,19 @@ def _switch_user(user: dict) -> None:
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     groups = list(user.get("additionalGids") or ())
     if _setgroups_allowed():
-        os.setgroups(groups)
+        try:
+            os.setgroups(groups)
+        except OSError as e:
+            raise SecurityError(f"cannot set additionalGids {groups}: {os_reason(e)}") from None
     elif groups:
         raise SecurityError(f"cannot set additionalGids {groups}: setgroups is denied in this user namespace")
-    try:
-        os.setresgid(gid, gid, gid)
-    except OSError as e:
-        raise SecurityError(f"cannot switch to gid {gid}: {e.strerror} (is it mapped in the user namespace?)") from None
-    try:
-        os.setresuid(uid, uid, uid)
-    except OSError as e:
-        raise SecurityError(f"cannot switch to uid {uid}: {e.strerror} (is it mapped in the user namespace?)") from None
+    for kind, number, switch in (("gid", gid, os.setresgid), ("uid", uid, os.setresuid)):
+        try:
+            switch(number, number, number)
+        except OSError as e:
+            raise SecurityError(
+                f"cannot switch to {kind} {number}: {os_reason(e)} (is it mapped in the user namespace?)"
+            ) from None
 
 
 def switch_identity(user: dict, caps: CapSets) -> None:
@@ -53,7 +55,7 @@ def switch_identity(user: dict, caps: CapSets) -> None:
     try:
         capabilities.drop_bounding(caps.bounding)
     except OSError as e:
-        raise SecurityError(f"unable to drop the capability bounding set: {e.strerror}") from None
+        raise SecurityError(f"unable to drop the capability bounding set: {os_reason(e)}") from None
     syscalls.prctl(syscalls.PR_SET_KEEPCAPS, 1)
     _switch_user(user)
     syscalls.prctl(syscalls.PR_SET_KEEPCAPS, 0)

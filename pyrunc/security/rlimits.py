@@ -10,25 +10,14 @@ from __future__ import annotations
 import resource
 
 from pyrunc.errors import SecurityError
+from pyrunc.security import os_reason
 
+# Linux resource numbers (asm-generic/resource.h); Python's `resource` does not name RLIMIT_LOCKS.
 NAMES = {
-    "RLIMIT_AS": resource.RLIMIT_AS,
-    "RLIMIT_CORE": resource.RLIMIT_CORE,
-    "RLIMIT_CPU": resource.RLIMIT_CPU,
-    "RLIMIT_DATA": resource.RLIMIT_DATA,
-    "RLIMIT_FSIZE": resource.RLIMIT_FSIZE,
-    "RLIMIT_LOCKS": resource.RLIMIT_LOCKS,
-    "RLIMIT_MEMLOCK": resource.RLIMIT_MEMLOCK,
-    "RLIMIT_MSGQUEUE": resource.RLIMIT_MSGQUEUE,
-    "RLIMIT_NICE": resource.RLIMIT_NICE,
-    "RLIMIT_NOFILE": resource.RLIMIT_NOFILE,
-    "RLIMIT_NPROC": resource.RLIMIT_NPROC,
-    "RLIMIT_RSS": resource.RLIMIT_RSS,
-    "RLIMIT_RTPRIO": resource.RLIMIT_RTPRIO,
-    "RLIMIT_RTTIME": resource.RLIMIT_RTTIME,
-    "RLIMIT_SIGPENDING": resource.RLIMIT_SIGPENDING,
-    "RLIMIT_STACK": resource.RLIMIT_STACK,
-}
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4, "RLIMIT_RSS": 5,
+    "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}  # fmt: skip
 _UINT64_MAX = 2**64 - 1
 
 
@@ -61,7 +50,7 @@ def apply_rlimits(rlimits: list[dict] | None, pid: int = 0) -> None:
             resource.prlimit(pid, number, (_limit(soft), _limit(hard)))
         except (OSError, ValueError) as e:
             current_hard = resource.prlimit(pid, number)[1]
-            reason = getattr(e, "strerror", None) or str(e)
+            reason = os_reason(e) if isinstance(e, OSError) else str(e)
             if _limit(hard) == resource.RLIM_INFINITY or 0 <= current_hard < hard:
                 reason += f" (the hard limit is {_shown(current_hard)}; raising it needs CAP_SYS_RESOURCE)"
             raise SecurityError(f"cannot set {name} to soft {_shown(soft)}, hard {_shown(hard)}: {reason}") from None

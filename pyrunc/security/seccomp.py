@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 from pyrunc import SPEC_VERSION, syscalls
 from pyrunc.errors import SecurityError
+from pyrunc.security import os_reason
 
 # SCMP_ACT_* values (seccomp.h); ERRNO and TRACE carry a 16-bit data field.
-_ACTIONS = {
+ACTIONS = {
     "SCMP_ACT_KILL": 0x00000000,
     "SCMP_ACT_KILL_THREAD": 0x00000000,
     "SCMP_ACT_KILL_PROCESS": 0x80000000,
@@ -33,7 +34,7 @@ _ACTIONS = {
     "SCMP_ACT_ALLOW": 0x7FFF0000,
 }
 _WITH_ERRNO = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
-_OPS = {
+OPERATORS = {
     "SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
     "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7,
 }  # fmt: skip
@@ -85,13 +86,13 @@ class Filter:
 
 
 def _action(name: str, errno_ret: int | None, where: str) -> int:
-    if name not in _ACTIONS:
+    if name not in ACTIONS:
         raise SecurityError(f"unknown seccomp action {name!r} in {where}")
     if name in _WITH_ERRNO:
-        return _ACTIONS[name] | ((_EPERM if errno_ret is None else errno_ret) & 0xFFFF)
+        return ACTIONS[name] | ((_EPERM if errno_ret is None else errno_ret) & 0xFFFF)
     if errno_ret is not None:
         raise SecurityError(f"{where}: errnoRet is only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {name}")
-    return _ACTIONS[name]
+    return ACTIONS[name]
 
 
 def _conditions(args: list[dict], where: str) -> list[tuple[int, int, int, int]]:
@@ -101,9 +102,9 @@ def _conditions(args: list[dict], where: str) -> list[tuple[int, int, int, int]]
         index, op = arg.get("index"), arg.get("op")
         if not isinstance(index, int) or not 0 <= index <= 5:
             raise SecurityError(f"{where}: argument index {index!r} is not between 0 and 5")
-        if op not in _OPS:
+        if op not in OPERATORS:
             raise SecurityError(f"{where}: unknown seccomp operator {op!r}")
-        conditions.append((index, _OPS[op], arg.get("value", 0), arg.get("valueTwo", 0)))
+        conditions.append((index, OPERATORS[op], arg.get("value", 0), arg.get("valueTwo", 0)))
     return conditions
 
 
@@ -141,7 +142,7 @@ def prepare(config: dict) -> Filter:
             filt.add_arch(ARCHITECTURES[arch])
         except OSError as e:
             if e.errno != 17:  # EEXIST: the native architecture is always there
-                raise SecurityError(f"seccomp architecture {arch}: {e.strerror}") from None
+                raise SecurityError(f"seccomp architecture {arch}: {os_reason(e)}") from None
     for i, rule in enumerate(config.get("syscalls") or ()):
         where = f"linux.seccomp.syscalls[{i}]"
         action_name = rule.get("action", "")
@@ -161,7 +162,7 @@ def prepare(config: dict) -> Filter:
                 try:
                     filt.add_rule(action, number, *(pyseccomp.Arg(*c) for c in group))
                 except OSError as e:
-                    raise SecurityError(f"{where}: cannot add the rule for {name}: {e.strerror}") from None
+                    raise SecurityError(f"{where}: cannot add the rule for {name}: {os_reason(e)}") from None
     if flags & FLAG_NEW_LISTENER and not config.get("listenerPath"):
         raise SecurityError("linux.seccomp uses SCMP_ACT_NOTIFY but has no listenerPath")
     return Filter(_export(filt), flags)
@@ -191,7 +192,7 @@ def load(filt: Filter) -> int | None:
         result = syscalls.seccomp_set_mode_filter(filt.program, filt.flags)
     except OSError as e:
         hint = " (needs CAP_SYS_ADMIN or noNewPrivileges)" if e.errno in (1, 13) else ""
-        raise SecurityError(f"cannot load the seccomp filter (flags {filt.flags:#x}): {e.strerror}{hint}") from None
+        raise SecurityError(f"cannot load the seccomp filter (flags {filt.flags:#x}): {os_reason(e)}{hint}") from None
     return result if filt.notifies else None
 
 
@@ -216,4 +217,4 @@ def send_listener(listener_path: str, listener_fd: int, state: dict, metadata: s
             sock.connect(listener_path)
             socket.send_fds(sock, [process_state(state, metadata)], [listener_fd])
     except OSError as e:
-        raise SecurityError(f"cannot send the seccomp listener fd to {listener_path}: {e.strerror}") from None
+        raise SecurityError(f"cannot send the seccomp listener fd to {listener_path}: {os_reason(e)}") from None

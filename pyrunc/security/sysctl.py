@@ -7,6 +7,7 @@ to a name). Which keys are namespaced follows runc's list.
 from __future__ import annotations
 
 from pyrunc.errors import SecurityError
+from pyrunc.security import os_reason
 
 _IPC_KEYS = {
     "kernel/msgmax", "kernel/msgmnb", "kernel/msgmni", "kernel/sem",
@@ -54,4 +55,4 @@ def apply_sysctls(sysctl: dict | None) -> None:
             with open(path, "w") as f:
                 f.write(str(value))
         except OSError as e:
-            raise SecurityError(f"cannot set sysctl {key} to {value!r}: {path}: {e.strerror}") from None
+            raise SecurityError(f"cannot set sysctl {key} to {value!r}: {path}: {os_reason(e)}") from None

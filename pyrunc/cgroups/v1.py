@@ -1,0 +1,153 @@
+"""cgroup v1 (and the hybrid layout: v1 controllers plus a cgroup2 mount at /sys/fs/cgroup/unified)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pyrunc.cgroups import fs
+from pyrunc.cgroups.manager import Manager, check_usage
+from pyrunc.errors import CgroupError
+
+FREEZE_TIMEOUT = 5.0
+PROCS_PREFERENCE = ("pids", "freezer", "devices", "memory", "cpu", "cpuacct", "name=systemd")
+
+
+class V1Manager(Manager):
+    """`paths` maps each controller (co-mounted ones share a directory) to the container's directory;
+    `unified` is its directory in the hybrid cgroup2 hierarchy, if the host has one."""
+
+    version = 1
+
+    def __init__(self, paths: dict[str, str], unified: str | None = None, created: list[str] | None = None,
+                 device_extras: list | None = None) -> None:
+        super().__init__(created, device_extras)
+        self.paths = paths
+        self.unified = unified
+
+    def dirs(self) -> list[str]:
+        distinct = dict.fromkeys(self.paths.values())
+        if self.unified:
+            distinct[self.unified] = None
+        return list(distinct)
+
+    def main_dir(self) -> str | None:
+        for controller in PROCS_PREFERENCE:
+            if controller in self.paths:
+                return self.paths[controller]
+        return next(iter(self.dirs()), None)
+
+    def _make_dirs(self) -> None:
+        cpuset = self.paths.get("cpuset")
+        for directory in self.dirs():
+            made = fs.mkdirs(directory)
+            self.created += made
+            if directory == cpuset:
+                for new in made:
+                    _inherit_cpuset(new)
+
+    def _disable(self) -> None:
+        self.paths, self.unified = {}, None
+
+    def _write(self, controller: str, file: str, value: str, fallback: tuple[str, str] | None = None) -> None:
+        if controller == "unified":
+            if not self.unified:
+                raise CgroupError(f"linux.resources.unified.{file}: this host has no cgroup v2 hierarchy")
+            directory = self.unified
+        else:
+            directory = self.paths.get(controller)
+            if directory is None:
+                raise CgroupError(f"{file}: the {controller} controller is not mounted on this host")
+        path = os.path.join(directory, file)
+        if fallback and not os.path.exists(path):
+            file, value = fallback
+            path = os.path.join(directory, file)
+        fs.write(path, value)
+
+    def _apply(self, resources: dict, updating: bool) -> None:
+        from pyrunc.cgroups.resources import plan_v1
+
+        memory = resources.get("memory") or {}
+        current_limit = None
+        if memory.get("limit") and memory.get("swap") and "memory" in self.paths:
+            current_limit = fs.parse_uint(fs.read(self._file("memory", "memory.limit_in_bytes")))
+        if updating and memory.get("limit") and memory.get("checkBeforeUpdate") and "memory" in self.paths:
+            check_usage(memory["limit"], fs.read(self._file("memory", "memory.usage_in_bytes")))
+        for write in plan_v1(resources, current_limit):  # planned (validated) in full before any write
+            self._write(*write)
+
+    def _file(self, controller: str, file: str) -> str:
+        return os.path.join(self.paths[controller], file)
+
+    def _apply_devices(self, rules: list) -> None:
+        from pyrunc.cgroups.devices import effective
+
+        if "devices" not in self.paths:
+            raise CgroupError("devices.allow: the devices controller is not mounted on this host")
+        default_allow, rest = effective(rules)
+        self._write("devices", "devices.allow" if default_allow else "devices.deny", "a")
+        for rule in rest:
+            self._write("devices", "devices.allow" if rule.allow else "devices.deny", rule.v1_line())
+
+    # -- freezer --------------------------------------------------------------------------------------
+    def has_freezer(self) -> bool:
+        return "freezer" in self.paths
+
+    def is_frozen(self) -> bool:
+        if "freezer" not in self.paths:
+            return False
+        return fs.read_optional(self._file("freezer", "freezer.state")) == "FROZEN"
+
+    def freeze(self) -> None:
+        """Write FROZEN and wait until the kernel reports FROZEN (FREEZING may need a nudge: write again)."""
+        state_file = self._freezer_state()
+        deadline = time.monotonic() + FREEZE_TIMEOUT
+        delay = 0.0005
+        while True:
+            fs.write(state_file, "FROZEN")
+            if fs.read(state_file) == "FROZEN":
+                return
+            if time.monotonic() > deadline:
+                fs.write(state_file, "THAWED")
+                raise CgroupError(f"{state_file}: the cgroup did not reach FROZEN in {FREEZE_TIMEOUT:g}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def thaw(self) -> None:
+        fs.write(self._freezer_state(), "THAWED")
+
+    def _freezer_state(self) -> str:
+        if "freezer" not in self.paths:
+            raise CgroupError("freezer.state: the freezer controller is not mounted on this host")
+        return self._file("freezer", "freezer.state")
+
+    # -- stats and events -----------------------------------------------------------------------------
+    def stats(self) -> dict:
+        from pyrunc.cgroups.stats import v1_stats
+
+        return v1_stats(self.paths)
+
+    def oom_watcher(self):
+        """An object with fileno() and wait(timeout) -> bool (True once per OOM); see cgroups.oom."""
+        from pyrunc.cgroups.oom import V1OomWatcher
+
+        if "memory" not in self.paths:
+            raise CgroupError("memory.oom_control: the memory controller is not mounted on this host")
+        return V1OomWatcher(self.paths["memory"])
+
+    def to_state(self) -> dict:
+        state = super().to_state()
+        state["paths"] = self.paths
+        if self.unified:
+            state["unified"] = self.unified
+        return state
+
+
+def _inherit_cpuset(directory: str) -> None:
+    """A new v1 cpuset cgroup starts with no CPUs and no memory nodes: copy its parent's."""
+    parent = os.path.dirname(directory)
+    for file in ("cpuset.cpus", "cpuset.mems"):
+        path = os.path.join(directory, file)
+        if not fs.read(path):
+            fs.write(path, fs.read(os.path.join(parent, file)))
+

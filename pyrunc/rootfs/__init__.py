@@ -1,0 +1,15 @@
+"""The container's filesystem: mounts, devices, pivot, masked and read-only paths.
+
+`process/init.py` calls, inside the container's new mount namespace:
+    check_mounts(config, bundle)                          at create, before forking (host-side checks)
+    prepare_rootfs(config, bundle, rootfs, in_userns=...)  every mount and /dev, before the pivot
+    pivot_into(rootfs, no_pivot=...)                       the rootfs becomes `/`
+    finalize_rootfs(config)                                read-only remounts, readonlyPaths, maskedPaths
+"""
+
+from __future__ import annotations
+
+from .checks import check_mounts
+from .setup import finalize_rootfs, pivot_into, prepare_rootfs
+
+__all__ = ["check_mounts", "finalize_rootfs", "pivot_into", "prepare_rootfs"]

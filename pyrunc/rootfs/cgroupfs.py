@@ -1,0 +1,153 @@
+"""`cgroup`/`cgroup2` mounts that show the container its own cgroup.
+
+On a v1 (or hybrid) host, as runc: a tmpfs at the destination with one directory per v1 hierarchy,
+each a bind of the container's cgroup in that hierarchy (or, with a cgroup namespace, that hierarchy
+mounted afresh, whose root then is the container's cgroup). On a unified v2 host, or for `cgroup2`,
+a cgroup2 mount, falling back to a bind of the container's cgroup where mounting is not allowed.
+The init has already joined the container's cgroups, so /proc/self/cgroup names them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .. import syscalls as s
+from . import detached
+from .options import MountOptions
+from .paths import Root, fd_path
+
+if TYPE_CHECKING:
+    from .mounts import MountContext
+
+UNIFIED_MARKER = "/sys/fs/cgroup/cgroup.controllers"
+_TMPFS_FLAGS = s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """A cgroup hierarchy mounted on the host (as seen in /proc/self/mountinfo)."""
+
+    mountpoint: str
+    root: str
+    fstype: str
+    controllers: frozenset[str]
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.mountpoint)
+
+
+def own_cgroups() -> dict[frozenset[str], str]:
+    """Controllers of each hierarchy → this process's cgroup path in it (v2: the empty set)."""
+    result = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            result[frozenset(c for c in controllers.split(",") if c)] = path
+    return result
+
+
+def hierarchies(known: set[str]) -> list[Hierarchy]:
+    """The cgroup mounts of this mount namespace; `known` are controller names (to sift super options)."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            dash = fields.index("-")
+            fstype = fields[dash + 1]
+            if fstype not in ("cgroup", "cgroup2"):
+                continue
+            super_options = set(fields[dash + 3].split(","))
+            controllers = frozenset(super_options & known) if fstype == "cgroup" else frozenset()
+            found.append(Hierarchy(_unescape(fields[4]), _unescape(fields[3]), fstype, controllers))
+    return found
+
+
+def _unescape(field: str) -> str:
+    return field.encode().decode("unicode_escape") if "\\" in field else field
+
+
+def _host_dir(hierarchy: Hierarchy, own_path: str) -> str:
+    relative = os.path.relpath(own_path, hierarchy.root)
+    return hierarchy.mountpoint if relative.startswith("..") else os.path.normpath(
+        os.path.join(hierarchy.mountpoint, relative))
+
+
+def mount_cgroup(root: Root, mount: dict, options: MountOptions, ctx: MountContext) -> None:
+    if mount.get("type") == "cgroup2" or os.path.exists(UNIFIED_MARKER):
+        _mount_v2(root, mount, options, ctx)
+    else:
+        _mount_v1(root, mount, options, ctx)
+
+
+def _mount_v2(root: Root, mount: dict, options: MountOptions, ctx: MountContext) -> None:
+    from .mounts import finish
+
+    dest = root.make_dirs(mount["destination"])
+    try:
+        try:
+            s.mount("cgroup2", fd_path(dest), "cgroup2", options.flags, options.data_string)
+        except OSError as err:
+            if err.errno not in (errno.EPERM, errno.EBUSY) or ctx.cgroupns:
+                raise
+            own = own_cgroups().get(frozenset(), "/")
+            unified = next(h for h in hierarchies(set()) if h.fstype == "cgroup2")
+            _bind_dir(_host_dir(unified, own), dest, options)
+    finally:
+        os.close(dest)
+    with root.opened(mount["destination"]) as new:
+        finish(new, options)
+
+
+def _mount_v1(root: Root, mount: dict, options: MountOptions, ctx: MountContext) -> None:
+    from .mounts import finish
+
+    destination = mount["destination"]
+    own = own_cgroups()
+    known = set().union(*own)
+    dest = root.make_dirs(destination)
+    try:
+        s.mount("tmpfs", fd_path(dest), "tmpfs", _TMPFS_FLAGS, "mode=755")
+    finally:
+        os.close(dest)
+    for hierarchy in hierarchies(known):
+        if hierarchy.fstype != "cgroup" or hierarchy.controllers not in own:
+            continue
+        sub = root.make_dirs(f"{destination}/{hierarchy.name}")
+        try:
+            if ctx.cgroupns:
+                s.mount("cgroup", fd_path(sub), "cgroup", options.flags & ~s.MS_BIND,
+                        ",".join(sorted(hierarchy.controllers)))
+            else:
+                _bind_dir(_host_dir(hierarchy, own[hierarchy.controllers]), sub, options)
+        finally:
+            os.close(sub)
+        _link_comounted(root, destination, hierarchy.name)
+    with root.opened(destination) as tmpfs:
+        if options.flags & s.MS_RDONLY:
+            detached.set_attributes(tmpfs, 0, s.MOUNT_ATTR_RDONLY, recursive=False)
+        finish(tmpfs, options)
+
+
+def _bind_dir(host_dir: str, dest: int, options: MountOptions) -> None:
+    source = os.open(host_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        clear, set_ = options.bind_attributes()
+        os.close(detached.bind(source, dest, clear=clear, set_=set_))
+    finally:
+        os.close(source)
+
+
+def _link_comounted(root: Root, destination: str, name: str) -> None:
+    """`cpu,cpuacct` gets the symlinks `cpu` and `cpuacct`, as on the host."""
+    if "," not in name:
+        return
+    with root.opened(destination) as parent:
+        for controller in name.split(","):
+            try:
+                os.symlink(name, controller, dir_fd=parent)
+            except FileExistsError:
+                pass

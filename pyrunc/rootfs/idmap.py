@@ -1,0 +1,73 @@
+"""Id-mapped bind mounts: the clone of the source is given a user namespace that maps its ids.
+
+The kernel takes the mapping from a user namespace descriptor, so one is made for the purpose: a
+child process unshares CLONE_NEWUSER, its maps are written from here, its /proc/PID/ns/user is
+opened, and the child is ended.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from .. import syscalls as s
+from ..errors import RootfsError
+from . import detached
+from .options import MountOptions
+
+
+def wanted(mount: dict, options: MountOptions) -> bool:
+    return bool(options.idmap or mount.get("uidMappings") or mount.get("gidMappings"))
+
+
+def apply(tree: int, mount: dict, options: MountOptions, ctx) -> None:
+    """Id-map the detached clone `tree` when the mount asks for it (mappings or idmap/ridmap)."""
+    if not wanted(mount, options):
+        return
+    uid_map = mount.get("uidMappings") or list(ctx.uid_mappings)
+    gid_map = mount.get("gidMappings") or list(ctx.gid_mappings)
+    if not uid_map or not gid_map:
+        raise RootfsError("an id-mapped mount needs uidMappings and gidMappings (on the mount or in linux)")
+    userns = user_namespace(uid_map, gid_map)
+    try:
+        detached.set_attributes(tree, 0, s.MOUNT_ATTR_IDMAP, recursive=options.idmap == "ridmap",
+                                userns_fd=userns)
+    finally:
+        os.close(userns)
+
+
+def _map_text(mappings: list[dict]) -> str:
+    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
+
+
+def user_namespace(uid_map: list[dict], gid_map: list[dict]) -> int:
+    """An fd of a new user namespace with these mappings (made by a short-lived child)."""
+    ready_r, ready_w = os.pipe()
+    hold_r, hold_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.close(ready_r)
+            os.close(hold_w)
+            s.unshare(s.CLONE_NEWUSER)
+            os.write(ready_w, b"1")
+            os.read(hold_r, 1)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(hold_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise RootfsError("could not create a user namespace for an id-mapped mount")
+        with open(f"/proc/{pid}/uid_map", "w") as f:
+            f.write(_map_text(uid_map))
+        with open(f"/proc/{pid}/gid_map", "w") as f:
+            f.write(_map_text(gid_map))
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise RootfsError(f"id-mapped mount: {err}") from None
+    finally:
+        os.close(ready_r)
+        os.close(hold_w)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

@@ -1,0 +1,179 @@
+"""Mounting each `mounts[]` entry inside the rootfs, in order, before the pivot.
+
+Binds are clones of the source (open_tree) given their attributes while detached, then attached onto
+the destination's descriptor. Other filesystems are mounted with mount(2) on `/proc/self/fd/N` of the
+destination (the host's /proc: the container's own is not reachable yet). Recursive `r*` attributes
+and propagation words are applied afterwards to the new mount.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+from .. import syscalls as s
+from ..errors import RootfsError
+from . import cgroupfs, detached, idmap
+from .options import MountOptions, parse
+from .paths import Root, fd_path
+
+
+@dataclass(frozen=True)
+class MountContext:
+    """What a mount needs to know about the container beyond the entry itself."""
+
+    bundle: str
+    in_userns: bool
+    new_netns: bool
+    cgroupns: bool
+    #: the container's uid/gid maps, for `idmap` options without mappings of their own
+    uid_mappings: tuple[dict, ...] = ()
+    gid_mappings: tuple[dict, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: dict, bundle: str, in_userns: bool) -> MountContext:
+        linux = config.get("linux") or {}
+        namespaces = {ns.get("type"): ns for ns in linux.get("namespaces") or ()}
+        network = namespaces.get("network")
+        return cls(
+            bundle=bundle,
+            in_userns=in_userns,
+            new_netns=network is not None and not network.get("path"),
+            cgroupns="cgroup" in namespaces,
+            uid_mappings=tuple(linux.get("uidMappings") or ()),
+            gid_mappings=tuple(linux.get("gidMappings") or ()),
+        )
+
+
+def defers_readonly(mount: dict) -> bool:
+    """tmpfs and /dev mounts are made writable and turned read-only after the pivot (as runc), so that
+    devices and mount points can still be created in them."""
+    return mount.get("type") == "tmpfs" or os.path.normpath(mount.get("destination", "")) == "/dev"
+
+
+def bind_source(mount: dict, bundle: str) -> str:
+    source = mount.get("source") or ""
+    return source if os.path.isabs(source) else os.path.join(bundle, source)
+
+
+def mount_all(root: Root, config: dict, ctx: MountContext) -> None:
+    for index, mount in enumerate(config.get("mounts") or ()):
+        try:
+            mount_entry(root, mount, ctx)
+        except OSError as err:
+            raise RootfsError(f"mounts[{index}] ({mount.get('destination')}): {_describe(err, mount)}") from None
+        except RootfsError as err:
+            raise RootfsError(f"mounts[{index}] ({mount.get('destination')}): {err}") from None
+
+
+def _describe(err: OSError, mount: dict) -> str:
+    if err.errno == 19:  # ENODEV from mount(2): no such filesystem type
+        return f"unknown filesystem type {mount.get('type')!r}"
+    return str(err.args[1] if len(err.args) > 1 else err)
+
+
+def mount_entry(root: Root, mount: dict, ctx: MountContext) -> None:
+    kind = mount.get("type")
+    options = parse(mount.get("options"), kind)
+    if options.is_bind:
+        _mount_bind(root, mount, options, bind_source(mount, ctx.bundle), ctx)
+    elif kind == "sysfs" and ctx.in_userns and not ctx.new_netns:
+        # sysfs cannot be mounted without owning a network namespace: show the host's, as runc does
+        options.flags |= s.MS_BIND | s.MS_REC
+        _mount_bind(root, mount, options, "/sys", ctx)
+    elif kind in ("cgroup", "cgroup2"):
+        cgroupfs.mount_cgroup(root, mount, options, ctx)
+    else:
+        new_mount(root, mount, options)
+
+
+def new_mount(root: Root, mount: dict, options: MountOptions) -> None:
+    """mount(2) of a filesystem (not a bind) on the destination, then its recursive attributes."""
+    destination = mount["destination"]
+    kind = mount.get("type")
+    if kind in ("proc", "sysfs") and root.is_symlink(destination):
+        # a /proc elsewhere would escape maskedPaths and readonlyPaths
+        raise RootfsError(f"{kind} must be mounted on an ordinary directory, not a symlink")
+    flags = options.flags & ~s.MS_RDONLY if defers_readonly(mount) else options.flags
+    dest = root.make_dirs(destination)
+    original = None
+    try:
+        refuse_inside_proc(root, dest, kind)
+        if options.tmpcopyup:
+            original = detached.clone_tree(dest, recursive=False)
+        s.mount(mount.get("source") or kind, fd_path(dest), kind, flags, options.data_string)
+    finally:
+        os.close(dest)
+    with root.opened(destination) as new:
+        if original is not None:
+            try:
+                _copy_tree(fd_path(original), fd_path(new))
+            finally:
+                os.close(original)
+        finish(new, options)
+
+
+def _copy_tree(source: str, target: str) -> None:
+    """`tmpcopyup`: what the destination held before the tmpfs covered it, with modes and owners."""
+    import shutil
+
+    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+    shutil.copystat(source, target)
+    for directory, dirs, files in os.walk(source):
+        for name in ["", *dirs, *files]:
+            path = os.path.join(directory, name) if name else directory
+            info = os.lstat(path)
+            os.lchown(os.path.join(target, os.path.relpath(path, source)), info.st_uid, info.st_gid)
+
+
+#: the only files under /proc something may be mounted over (what LXCFS emulates), as runc allows
+PROC_FILES_ALLOWED = frozenset({
+    "cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime", "loadavg", "slabinfo", "net/dev",
+    "sys/kernel/ns_last_pid",
+})
+
+
+def refuse_inside_proc(root: Root, dest_fd: int, kind: str | None) -> None:
+    """Only `proc` goes on /proc, and nothing inside /proc except the emulated files: a mount over
+    /proc/self/attr or /proc/sys would defeat the container's confinement. Checked on the resolved path."""
+    where = os.path.relpath(os.readlink(fd_path(dest_fd)), os.path.join(root.real_path, "proc"))
+    if where.startswith(".."):
+        return
+    if where == ".":
+        if kind != "proc":
+            raise RootfsError(f"only a proc filesystem may be mounted on /proc, not {kind!r}")
+    elif where not in PROC_FILES_ALLOWED:
+        raise RootfsError(f"/proc/{where} is inside /proc: mounting over it is not allowed")
+
+
+def finish(mount_fd: int, options: MountOptions) -> None:
+    """The steps after a mount exists: recursive attributes, then propagation."""
+    detached.set_attributes(mount_fd, options.rec_clear, options.rec_set, recursive=True)
+    for flags in options.propagation:
+        detached.set_propagation(mount_fd, flags)
+
+
+def _mount_bind(root: Root, mount: dict, options: MountOptions, source: str, ctx: MountContext) -> None:
+    try:
+        source_fd = os.open(source, os.O_PATH | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise RootfsError(f"bind source {source} does not exist") from None
+    try:
+        is_dir = stat.S_ISDIR(os.fstat(source_fd).st_mode)
+        dest = root.make_dirs(mount["destination"]) if is_dir else root.make_file(mount["destination"])
+        try:
+            refuse_inside_proc(root, dest, "bind")
+            tree = detached.clone_tree(source_fd, recursive=options.recursive_bind)
+            try:
+                clear, set_ = options.bind_attributes()
+                detached.set_attributes(tree, clear, set_, recursive=False)
+                idmap.apply(tree, mount, options, ctx)
+                detached.attach(tree, dest)
+                finish(tree, options)
+            finally:
+                os.close(tree)
+        finally:
+            os.close(dest)
+    finally:
+        os.close(source_fd)

@@ -1,0 +1,109 @@
+"""End-to-end client harness: containerd (ctr and CRI), podman and Docker drive the runtime under test.
+
+The runtime is $RUNTIME (a path or a command name; default the project's .venv/bin/pyrunc), the same
+variable the conformance suite reads. Daemons are started by hand with their state in temp dirs and
+stopped by PID. Every scenario is checked for left-overs: mounts, cgroups, client processes and runtime
+state entries (here), and containers in the client's own listing (in each test module).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import host  # noqa: E402
+from harness.daemons import CONTAINERD, Containerd  # noqa: E402
+from harness.images import Images, ensure_images  # noqa: E402
+from helpers import runtime_path  # noqa: E402  (spec-tests/helpers.py, put on sys.path by tests/conftest.py)
+
+# Runtime roots of daemons started during the session (dockerd's exec-root), for the leak check.
+STATE_ROOTS: list[Path] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "integration: end-to-end test driving a real container engine")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def require(*binaries: str) -> None:
+    """Skip when a client is not installed (`make deps` installs them all)."""
+    missing = [b for b in binaries if not Path(b).exists()]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (make deps)")
+
+
+@pytest.fixture(scope="session")
+def runtime() -> str:
+    if os.geteuid() != 0:
+        pytest.skip("the client tests start daemons: run as root")
+    return runtime_path()
+
+
+@pytest.fixture(scope="session")
+def images() -> Images:
+    for tool in ("umoci", "skopeo"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is needed to build the test images (make deps)")
+    return ensure_images()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _host_paths() -> Iterator[None]:
+    """Remove, at the end, the fixed paths and cgroup parents the clients created during the session."""
+    fixed = host.FixedPaths()
+    parents = host.cgroup_parents_present()
+    yield
+    fixed.remove_created()
+    host.remove_client_cgroup_parents(parents)
+
+
+@pytest.fixture(scope="session")
+def base_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """The daemons' state, sockets and logs. Short: podman refuses a runroot over 50 characters and unix
+    socket paths stop at 108 bytes. Kept (with the daemons' logs) when a scenario failed."""
+    path = Path(tempfile.mkdtemp(prefix="prc-"))
+    yield path
+    if request.session.testsfailed:
+        print(f"\nclient harness: daemon state and logs kept in {path}")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def containerd(runtime: str, images: Images, base_dir: Path) -> Iterator[Containerd]:
+    """containerd without CRI, busybox imported in namespace `default`; dockerd reuses it."""
+    require(CONTAINERD)
+    daemon = Containerd(base_dir / "containerd")
+    try:
+        daemon.import_image(images.busybox_docker)
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture(autouse=True)
+def leak_check(base_dir: Path) -> Iterator[None]:
+    """Fail a scenario that leaves mounts, container cgroups, client processes or runtime state behind."""
+
+    def take() -> dict[str, set[str]]:
+        return host.snapshot(base_dir, STATE_ROOTS)
+
+    before = take()
+    yield
+    text = host.leaks_after(before, take)
+    if text:
+        pytest.fail(f"scenario left things behind:\n{text}", pytrace=False)

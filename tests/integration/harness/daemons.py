@@ -1,0 +1,259 @@
+"""Starting and stopping the daemons by hand: own state, sockets and logs in a temp dir; stopped by PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from harness.commands import Result, read_text, run, run_in_pty, wait_until
+from helpers import process_gone
+
+CONTAINERD = "/usr/bin/containerd"
+CTR = "/usr/bin/ctr"
+DOCKERD = "/usr/sbin/dockerd"
+DOCKER = "/usr/bin/docker"  # Debian's client: another docker may come first on PATH
+PODMAN = "/usr/bin/podman"
+CONMON = "/usr/bin/conmon"
+
+# This machine's bounding set lacks CAP_SYS_RESOURCE: rlimits cannot go above the hard limits.
+ULIMITS = {"nofile": "20000:20000", "nproc": "32768:32768"}
+
+
+class Daemon:
+    """A daemon process with its log file; `stop()` ends it by PID and waits until it is really gone."""
+
+    def __init__(self, name: str, argv: list[str], log: Path, ready: Callable[[], bool],
+                 env: Mapping[str, str] | None = None, timeout: float = 20.0) -> None:
+        self.name = name
+        self.log = log
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{name} exited {self.proc.returncode} at start-up:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"{name} not ready after {timeout}s:\n{self.log_tail()}")
+            time.sleep(0.02)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(read_text(self.log).splitlines()[-lines:])
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout`; the Popen object reaps it (no zombie is left)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not process_gone(self.pid):
+            raise AssertionError(f"{self.name} (pid {self.pid}) still there after stop")
+
+
+def socket_ready(path: Path) -> Callable[[], bool]:
+    return lambda: path.is_socket()
+
+
+def wait_pids_gone(pids: list[int], what: str, timeout: float = 10.0) -> None:
+    """Processes the daemons leave running on their own (shims, conmon) must end: wait for them."""
+    wait_until(lambda: all(process_gone(pid, timeout=0) for pid in pids), what, timeout)
+
+
+def pids_of(comm: str) -> list[int]:
+    """Live (non-zombie) processes whose comm is `comm`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if stat[stat.index("(") + 1: stat.rindex(")")] == comm and stat[stat.rindex(")") + 2] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+class Containerd:
+    """containerd with root, state and sockets in `base`; `cri` enables the CRI plugin with a runtime
+    handler `testrt` whose BinaryName is the runtime (plus `cri_config` merged into the CRI section)."""
+
+    def __init__(self, base: Path, *, cri: bool = False, path_env: str | None = None,
+                 runtime: str | None = None, sandbox_image: str | None = None, cgroup_parent: str = "") -> None:
+        base.mkdir(parents=True, exist_ok=True)
+        self.base = base
+        self.socket = base / "containerd.sock"
+        self.config = base / "config.toml"
+        self.config.write_text(containerd_config(base, cri=cri, runtime=runtime, sandbox_image=sandbox_image))
+        env = dict(os.environ)
+        if path_env is not None:
+            env["PATH"] = path_env
+        self.daemon = Daemon("containerd", [CONTAINERD, "--config", str(self.config)], base / "containerd.log",
+                             socket_ready(self.socket), env=env)
+
+    def ctr(self, *args: str, namespace: str = "default", timeout: float = 30.0) -> Result:
+        return run([CTR, "--address", str(self.socket), "--namespace", namespace, *args], timeout=timeout)
+
+    def ctr_argv(self, *args: str, namespace: str = "default") -> list[str]:
+        return [CTR, "--address", str(self.socket), "--namespace", namespace, *args]
+
+    def import_image(self, archive: Path, namespace: str = "default") -> None:
+        self.ctr("images", "import", str(archive), namespace=namespace).check()
+
+    def stop(self) -> None:
+        """Stop the daemon; shims it started must have exited with their containers."""
+        self.daemon.stop()
+
+
+def containerd_config(base: Path, *, cri: bool, runtime: str | None, sandbox_image: str | None) -> str:
+    lines = [
+        "version = 2",
+        f'root = "{base}/root"',
+        f'state = "{base}/state"',
+        "[grpc]",
+        f'  address = "{base}/containerd.sock"',
+        "[ttrpc]",
+        f'  address = "{base}/containerd.sock.ttrpc"',
+        '[plugins."io.containerd.internal.v1.opt"]',
+        f'  path = "{base}/opt"',
+    ]
+    if not cri:
+        lines.insert(3, 'disabled_plugins = ["io.containerd.grpc.v1.cri"]')
+        return "\n".join(lines) + "\n"
+    lines += [
+        '[plugins."io.containerd.grpc.v1.cri"]',
+        f'  sandbox_image = "{sandbox_image}"',
+        "  enable_selinux = false",
+        "  disable_apparmor = true",
+        "  restrict_oom_score_adj = false",
+        "  disable_cgroup = false",
+        '[plugins."io.containerd.grpc.v1.cri".containerd]',
+        '  snapshotter = "overlayfs"',
+        '  default_runtime_name = "runc"',
+        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
+        '  runtime_type = "io.containerd.runc.v2"',
+        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.testrt]',
+        '  runtime_type = "io.containerd.runc.v2"',
+        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.testrt.options]',
+        f'  BinaryName = "{runtime}"',
+        "  SystemdCgroup = false",
+        '[plugins."io.containerd.grpc.v1.cri".cni]',
+        f'  bin_dir = "{base}/cni-bin"',
+        f'  conf_dir = "{base}/cni-conf"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class Dockerd:
+    """dockerd on an existing containerd, with data/exec roots, pidfile, socket and config in `base`.
+
+    The runtime is added as `testrt` by `--add-runtime`, or with `default_runtime` in daemon.json as
+    a runtime that is also the `default-runtime`."""
+
+    def __init__(self, base: Path, containerd: Containerd, runtime: str, *, default_runtime: bool = False) -> None:
+        base.mkdir(parents=True, exist_ok=True)
+        self.base = base
+        self.socket = base / "docker.sock"
+        self.exec_root = base / "exec"
+        config: dict = {
+            "exec-opts": ["native.cgroupdriver=cgroupfs"],
+            "iptables": False, "ip6tables": False, "ip-forward": False, "ip-masq": False, "bridge": "none",
+            "deprecated-key-path": str(base / "key.json"),  # else /etc/docker/key.json is written
+        }
+        runtime_flags = []
+        if default_runtime:
+            config["runtimes"] = {"testrt": {"path": runtime}}
+            config["default-runtime"] = "testrt"
+        else:
+            runtime_flags = ["--add-runtime", f"testrt={runtime}"]
+        self.config = base / "daemon.json"
+        self.config.write_text(json.dumps(config, indent=2))
+        argv = [DOCKERD, "--config-file", str(self.config), "--data-root", str(base / "data"),
+                "--exec-root", str(self.exec_root), "--pidfile", str(base / "docker.pid"),
+                "-H", f"unix://{self.socket}", "--containerd", str(containerd.socket), *runtime_flags]
+        self.daemon = Daemon("dockerd", argv, base / "dockerd.log", self._ready)
+
+    def _ready(self) -> bool:
+        return self.socket.is_socket() and run([DOCKER, "-H", f"unix://{self.socket}", "version"]).returncode == 0
+
+    @property
+    def runtime_root(self) -> Path:
+        """Where dockerd's shims keep the runtime's state (`--root`) for every runc-type runtime."""
+        return self.exec_root / "runtime-runc" / "moby"
+
+    def docker_argv(self, *args: str) -> list[str]:
+        return [DOCKER, "-H", f"unix://{self.socket}", *args]
+
+    def docker(self, *args: str, timeout: float = 30.0) -> Result:
+        return run(self.docker_argv(*args), timeout=timeout)
+
+    def stop(self) -> None:
+        self.daemon.stop()
+
+
+class Podman:
+    """podman with its own root, runroot and tmpdir in `base` (no daemon), driving conmon and the runtime.
+
+    With `containers_conf`, the runtime is named `testrt` in a CONTAINERS_CONF file that also lists it in
+    runtime_supports_json (conmon then passes `--log-format=json --log`); otherwise flags say it all."""
+
+    def __init__(self, base: Path, runtime: str, *, containers_conf: bool = False) -> None:
+        self.base = base
+        for sub in ("root", "runroot", "tmp"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        self.env = dict(os.environ)
+        self.global_args = [
+            "--root", str(base / "root"), "--runroot", str(base / "runroot"), "--tmpdir", str(base / "tmp"),
+            "--cgroup-manager", "cgroupfs", "--events-backend", "file",
+        ]
+        self.run_args = ["--network", "none", *(f"--ulimit={k}={v}" for k, v in ULIMITS.items())]
+        if containers_conf:
+            conf = base / "containers.conf"
+            conf.write_text(podman_containers_conf(runtime))
+            self.env["CONTAINERS_CONF"] = str(conf)
+            self.run_args = []
+        else:
+            self.global_args += ["--runtime", runtime, "--conmon", CONMON]
+
+    def argv(self, *args: str) -> list[str]:
+        """`podman GLOBAL args...`, with the run flags inserted after `run`/`create` subcommands."""
+        if args and args[0] in ("run", "create"):
+            args = (args[0], *self.run_args, *args[1:])
+        return [PODMAN, *self.global_args, *args]
+
+    def __call__(self, *args: str, timeout: float = 30.0) -> Result:
+        return run(self.argv(*args), timeout=timeout, env=self.env)
+
+    def in_pty(self, *args: str, send: str, after: str) -> Result:
+        return run_in_pty(self.argv(*args), send=send, after=after, env=self.env)
+
+
+def podman_containers_conf(runtime: str) -> str:
+    """The containers.conf a user puts in /etc/containers/containers.conf (docs/podman.md)."""
+    ulimits = ", ".join(f'"{k}={v}"' for k, v in ULIMITS.items())
+    return f"""[containers]
+netns = "none"
+default_ulimits = [{ulimits}]
+
+[engine]
+runtime = "testrt"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+conmon_path = ["{CONMON}"]
+runtime_supports_json = ["testrt", "crun", "runc", "kata", "runsc", "youki", "krun"]
+
+[engine.runtimes]
+testrt = ["{runtime}"]
+"""

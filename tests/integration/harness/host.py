@@ -1,0 +1,160 @@
+"""What the container engines leave on the host: snapshots to diff around each scenario, and the fixed
+paths the daemons create whatever their configuration says (removed at the end of the session)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+CGROUP_MOUNT = Path("/sys/fs/cgroup")
+
+# Cgroups the clients create (cgroupfs managers): containers go below these tops; the parents listed
+# in CLIENT_CGROUP_PARENTS stay between containers (removed at the end of the session).
+CRI_CGROUP_PARENT = f"pyrunc-cri-{os.getpid()}"
+CGROUP_TOPS = ("default", "docker", "libpod_parent", CRI_CGROUP_PARENT)
+CLIENT_CGROUP_PARENTS = (*CGROUP_TOPS, "libpod_parent/conmon")
+
+# Paths created regardless of the configured roots:
+# - the shim's sockets and runtime roots (containerd 1.6 hard-codes /run/containerd/s and
+#   /run/containerd/runc/<namespace>), ctr's fifo dir;
+# - dockerd's plugin dir; podman's network runtime dir and blob-info cache (also skopeo's);
+# - a runtime's default --root, which podman uses (it passes no --root).
+FIXED_PATHS = (
+    Path("/run/containerd"),
+    Path("/run/docker"),
+    Path("/run/containers"),
+    Path("/var/lib/containers"),
+)
+RUNTIME_DEFAULT_ROOTS = (Path("/run/runc"), Path("/run/pyrunc"))
+
+# Where a client's mounts live: anything mounted elsewhere by a scenario is not the clients' doing.
+MOUNT_AREAS = ("/run/containerd", "/run/docker", "/run/containers", "/run/netns", "/var/run/netns",
+               "/var/lib/containers", "/var/lib/docker", "/var/lib/containerd", "/run/runc", "/run/pyrunc")
+
+class FixedPaths:
+    """Remembers which of the fixed paths were absent at the start, to remove them at the end."""
+
+    def __init__(self) -> None:
+        self.absent = [p for p in (*FIXED_PATHS, *RUNTIME_DEFAULT_ROOTS) if not p.exists()]
+
+    def remove_created(self) -> None:
+        for path in self.absent:
+            if path in RUNTIME_DEFAULT_ROOTS:
+                # Another user of the runtime may have started using it meanwhile: only an empty one goes.
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _under_parents(hierarchy: Path) -> set[str]:
+    found = set()
+    for top in CGROUP_TOPS:
+        if (hierarchy / top).is_dir():
+            found.update(str(p) for p in (hierarchy / top).rglob("*") if p.is_dir())
+            found.add(str(hierarchy / top))
+    return found
+
+
+def client_cgroups() -> set[str]:
+    """Container cgroups below the clients' parents (the parents themselves stay between containers)."""
+    found = set()
+    for hierarchy in CGROUP_MOUNT.iterdir():
+        found |= _under_parents(hierarchy) - {str(hierarchy / p) for p in CLIENT_CGROUP_PARENTS}
+    return found
+
+
+def cgroup_parents_present() -> set[str]:
+    return {str(h / p) for h in CGROUP_MOUNT.iterdir() for p in CLIENT_CGROUP_PARENTS if (h / p).is_dir()}
+
+
+def remove_client_cgroup_parents(present_at_start: set[str]) -> None:
+    """rmdir the (empty) parents the clients created during the session, deepest first."""
+    for parent in sorted(CLIENT_CGROUP_PARENTS, key=lambda p: -p.count("/")):
+        for hierarchy in CGROUP_MOUNT.iterdir():
+            path = hierarchy / parent
+            if str(path) not in present_at_start and path.is_dir():
+                path.rmdir()
+
+
+def client_mounts(areas: Iterable[str]) -> set[str]:
+    """Mount points (with source and fs type) under the clients' areas, in this mount namespace."""
+    prefixes = tuple(a.rstrip("/") + "/" for a in areas)
+    entries = set()
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        point = fields[4]
+        if (point + "/").startswith(prefixes):
+            rest = fields[fields.index("-") + 1:]
+            entries.add(f"{point} {rest[0]} {rest[1]}")
+    return entries
+
+
+def client_processes(base_dir: str) -> set[str]:
+    """Live processes of this harness's clients: those naming its base dir on their command line (clients,
+    daemons, shims, conmon, the runtime they run) and those in the clients' cgroups (containers).
+
+    Zombies are left out: this machine's PID 1 reaps orphans slowly."""
+    markers = tuple(f":/{top}/" for top in CGROUP_TOPS)
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cgroups = (entry / "cgroup").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2] == "Z":
+            continue
+        if base_dir in cmdline or any(m in cgroups for m in markers):
+            comm = stat[stat.index("(") + 1: stat.rindex(")")]
+            found.add(f"{entry.name} {comm} {cmdline.strip()[:160]}")
+    return found
+
+
+def runtime_state_entries(extra_roots: Iterable[Path] = ()) -> set[str]:
+    """Container state entries in the runtime roots the clients use."""
+    roots = [*Path("/run/containerd/runc").glob("*"), *RUNTIME_DEFAULT_ROOTS, *extra_roots]
+    found = set()
+    for root in roots:
+        if root.is_dir():
+            found.update(str(root / name) for name in os.listdir(root))
+    return found
+
+
+def snapshot(base_dir: Path, state_roots: Iterable[Path]) -> dict[str, set[str]]:
+    return {
+        "mounts": client_mounts((*MOUNT_AREAS, str(base_dir))),
+        "cgroups": client_cgroups(),
+        "processes": client_processes(str(base_dir)),
+        "runtime state entries": runtime_state_entries(state_roots),
+    }
+
+
+def report(before: dict[str, set[str]], after: dict[str, set[str]]) -> str:
+    """What appeared or vanished between two snapshots ('' when nothing did)."""
+    lines = []
+    for kind in before:
+        added, removed = after[kind] - before[kind], before[kind] - after[kind]
+        if added:
+            lines.append(f"left {kind}: {sorted(added)}")
+        if removed:
+            lines.append(f"vanished {kind}: {sorted(removed)}")
+    return "\n".join(lines)
+
+
+def leaks_after(before: dict[str, set[str]], take, grace: float = 5.0) -> str:
+    """Compare with fresh snapshots (`take()`), giving shims and conmon a moment to exit."""
+    deadline = time.monotonic() + grace
+    while True:
+        text = report(before, take())
+        if not text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.1)

@@ -1,0 +1,131 @@
+"""podman 4.3 with conmon, the runtime given by `--runtime PATH` or by a containers.conf that names it
+(and lists it in runtime_supports_json, so conmon passes `--log-format=json --log`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness.commands import wait_until
+from harness.daemons import CONMON, PODMAN, Podman
+from harness.images import BUSYBOX, Images
+
+from conftest import require
+
+TERM_HANDLER = "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.1; done"
+
+
+def new_name() -> str:
+    return "pm-" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="module", params=["flags", "containers.conf"])
+def podman_session(request: pytest.FixtureRequest, runtime: str, images: Images, base_dir: Path) -> Podman:
+    require(PODMAN, CONMON)
+    variant = request.param
+    client = Podman(base_dir / ("pm-conf" if variant == "containers.conf" else "pm-flags"), runtime,
+                    containers_conf=variant == "containers.conf")
+    client("load", "-i", str(images.busybox_docker)).check()
+    return client
+
+
+@pytest.fixture
+def podman(podman_session: Podman) -> Iterator[Podman]:
+    assert not podman_session("ps", "-aq").check().stdout.split(), "containers left by an earlier scenario"
+    yield podman_session
+    left = podman_session("ps", "-aq").stdout.split()
+    if left:
+        podman_session("rm", "-f", "-t", "0", *left)
+    assert not left, f"scenario left containers: {left}"
+
+
+def status(podman: Podman, name: str) -> str:
+    return podman("inspect", "--format", "{{.State.Status}}", name).check().stdout.strip()
+
+
+def exit_code(podman: Podman, name: str) -> int:
+    return int(podman("inspect", "--format", "{{.State.ExitCode}}", name).check().stdout)
+
+
+@pytest.fixture
+def running(podman: Podman) -> Iterator[str]:
+    """A detached container whose init handles SIGTERM (removed afterwards)."""
+    name = new_name()
+    podman("run", "-d", "--name", name, BUSYBOX, "sh", "-c", TERM_HANDLER).check()
+    wait_until(lambda: podman("logs", name).stdout.startswith("ready"), f"{name} to start")
+    yield name
+    podman("rm", "-f", "-t", "0", name)
+
+
+def test_run_rm_output_and_exit_status(podman: Podman) -> None:
+    result = podman("run", "--rm", BUSYBOX, "sh", "-c", "echo hi; echo oops >&2; exit 3")
+    assert result.returncode == 3, result.describe()
+    assert result.stdout == "hi\n" and "oops" in result.stderr, result.describe()
+
+
+def test_run_it(podman: Podman) -> None:
+    result = podman.in_pty("run", "--rm", "-it", BUSYBOX, "sh", send="tty; echo $((6*7)); exit 5\r", after="# ")
+    assert result.returncode == 5, result.describe()
+    assert "/dev/pts/0" in result.stdout and "42" in result.stdout, result.describe()
+
+
+def test_run_d_and_exec(podman: Podman, running: str) -> None:
+    assert status(podman, running) == "running"
+    result = podman("exec", running, "sh", "-c", "echo exec-out; exit 4")
+    assert result.returncode == 4 and result.stdout == "exec-out\n", result.describe()
+
+
+def test_exec_it(podman: Podman, running: str) -> None:
+    result = podman.in_pty("exec", "-it", running, "sh", send="tty; echo $((6*7)); exit 6\r", after="# ")
+    assert result.returncode == 6, result.describe()
+    assert re.search(r"/dev/pts/\d+", result.stdout) and "42" in result.stdout, result.describe()
+
+
+def test_pause_unpause(podman: Podman, running: str) -> None:
+    podman("pause", running).check()
+    assert status(podman, running) == "paused"
+    podman("unpause", running).check()
+    assert status(podman, running) == "running"
+    assert podman("exec", running, "true").returncode == 0
+
+
+def test_stop_sends_term(podman: Podman, running: str) -> None:
+    podman("stop", "-t", "10", running).check()
+    assert status(podman, running) == "exited"
+    assert exit_code(podman, running) == 7
+    assert "got TERM" in podman("logs", running).stdout
+
+
+def test_kill(podman: Podman, running: str) -> None:
+    podman("kill", running).check()
+    wait_until(lambda: status(podman, running) == "exited", f"{running} to exit")
+    assert exit_code(podman, running) == 137
+
+
+def test_rm_f_running(podman: Podman) -> None:
+    name = new_name()
+    podman("run", "-d", "--name", name, BUSYBOX, "sleep", "1000").check()
+    podman("rm", "-f", "-t", "0", name).check()
+    assert not podman("ps", "-aq").stdout.split()
+
+
+def test_top(podman: Podman, running: str) -> None:
+    out = podman("top", running, "pid", "args").check().stdout
+    assert re.search(r"^\s*1\s+sh -c trap", out, re.M), out
+
+
+def test_stats_no_stream(podman: Podman, running: str) -> None:
+    out = podman("stats", "--no-stream", "--format", "json", running).check().stdout
+    stats = json.loads(out)[0]
+    assert int(stats["pids"]) >= 1, out
+    assert not stats["mem_usage"].startswith("0B"), out
+
+
+def test_create_error_reaches_podman(podman: Podman) -> None:
+    result = podman("run", "--rm", BUSYBOX, "/no-such-binary")
+    assert result.returncode != 0, result.describe()
+    assert "/no-such-binary" in result.stderr, result.describe()

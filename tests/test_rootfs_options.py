@@ -1,0 +1,163 @@
+"""Mount options: the table (pure) and, per option family, the flag as /proc/self/mountinfo shows it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import test_rootfs_sandbox as sb
+from test_rootfs_sandbox import mountinfo, sandbox
+
+from pyrunc import syscalls as s
+from pyrunc.rootfs import options
+
+config = sb.config
+rootfs = sb.rootfs
+
+
+def test_flags_fold_in_order() -> None:
+    parsed = options.parse(["ro", "nosuid", "rw", "size=1k", "mode=755"])
+    assert parsed.flags == s.MS_NOSUID
+    assert parsed.cleared == s.MS_RDONLY
+    assert parsed.data_string == "size=1k,mode=755"
+
+
+def test_bind_words_and_type() -> None:
+    assert options.parse(["rbind"]).recursive_bind
+    assert options.parse([], "bind").is_bind and not options.parse([], "bind").recursive_bind
+    assert not options.parse(["ro"], "tmpfs").is_bind
+
+
+def test_propagation_and_recursive_words() -> None:
+    parsed = options.parse(["rshared", "private", "rro", "rnoatime", "rnosuid", "rsuid"])
+    assert parsed.propagation == [s.MS_SHARED | s.MS_REC, s.MS_PRIVATE]
+    assert parsed.rec_set == s.MOUNT_ATTR_RDONLY | s.MOUNT_ATTR_NOATIME
+    assert parsed.rec_clear & s.MOUNT_ATTR__ATIME == s.MOUNT_ATTR__ATIME
+    assert parsed.rec_clear & s.MOUNT_ATTR_NOSUID
+
+
+def test_bind_attributes_keep_unmentioned_flags() -> None:
+    clear, set_ = options.parse(["bind", "ro", "noexec"]).bind_attributes()
+    assert set_ == s.MOUNT_ATTR_RDONLY | s.MOUNT_ATTR_NOEXEC and clear == 0
+    clear, set_ = options.parse(["bind", "rw", "suid", "noatime"]).bind_attributes()
+    assert clear == s.MOUNT_ATTR_RDONLY | s.MOUNT_ATTR_NOSUID | s.MOUNT_ATTR__ATIME
+    assert set_ == s.MOUNT_ATTR_NOATIME
+
+
+def test_every_runc_feature_word_is_known() -> None:
+    runc_words = {"acl", "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion",
+                  "lazytime", "loud", "mand", "noacl", "noatime", "nodev", "nodiratime", "noexec", "noiversion",
+                  "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "nosymfollow", "private",
+                  "ratime", "rbind", "rdev", "rdiratime", "relatime", "remount", "rexec", "rnoatime", "rnodev",
+                  "rnodiratime", "rnoexec", "rnorelatime", "rnostrictatime", "rnosuid", "rnosymfollow", "ro",
+                  "rprivate", "rrelatime", "rro", "rrw", "rshared", "rslave", "rstrictatime", "rsuid",
+                  "rsymfollow", "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid",
+                  "symfollow", "sync", "tmpcopyup", "unbindable"}
+    assert runc_words <= set(options.known_words())
+
+
+# --- real mounts, read back from mountinfo --------------------------------------------------------
+
+@pytest.fixture
+def host_dir(tmp_path: Path) -> Path:
+    """A host directory with a file and a submount (a tmpfs, unmounted afterwards)."""
+    path = tmp_path / "src"
+    (path / "sub").mkdir(parents=True)
+    (path / "file").write_text("hello\n")
+    s.mount("tmpfs", str(path / "sub"), "tmpfs", 0, "size=1m")
+    yield path
+    s.umount2(str(path / "sub"), s.MNT_DETACH)
+
+
+def _with_mount(config: dict, **mount) -> dict:
+    config["mounts"].append(mount)
+    return config
+
+
+@pytest.mark.parametrize(("words", "expected", "absent"), [
+    (["ro"], {"ro"}, {"rw"}),
+    (["nosuid", "nodev", "noexec"], {"nosuid", "nodev", "noexec"}, set()),
+    (["noatime"], {"noatime"}, {"relatime"}),
+    (["strictatime"], set(), {"relatime", "noatime"}),
+    (["nodiratime"], {"nodiratime"}, set()),
+    (["nosymfollow"], {"nosymfollow"}, set()),
+    (["ro", "rw"], {"rw"}, {"ro"}),
+])
+def test_bind_flags(config: dict, rootfs: Path, host_dir: Path, words: list[str], expected: set[str],
+                    absent: set[str]) -> None:
+    _with_mount(config, destination="/mnt/b", type="bind", source=str(host_dir), options=["rbind", *words])
+    mount = mountinfo(config, rootfs)["/mnt/b"]
+    assert expected <= mount.options and not absent & mount.options, mount.options
+    assert mount.root.endswith("/src")
+
+
+def test_non_recursive_flag_leaves_submount_alone(config: dict, rootfs: Path, host_dir: Path) -> None:
+    _with_mount(config, destination="/mnt/b", type="bind", source=str(host_dir), options=["rbind", "ro"])
+    mounts = mountinfo(config, rootfs)
+    assert "ro" in mounts["/mnt/b"].options and "rw" in mounts["/mnt/b/sub"].options
+
+
+@pytest.mark.parametrize(("word", "flag"), [("rro", "ro"), ("rnosuid", "nosuid"), ("rnodev", "nodev"),
+                                            ("rnoexec", "noexec"), ("rnoatime", "noatime"),
+                                            ("rnodiratime", "nodiratime"), ("rnosymfollow", "nosymfollow")])
+def test_recursive_flags_reach_submounts(config: dict, rootfs: Path, host_dir: Path, word: str, flag: str) -> None:
+    _with_mount(config, destination="/mnt/b", type="bind", source=str(host_dir), options=["rbind", word])
+    mounts = mountinfo(config, rootfs)
+    assert flag in mounts["/mnt/b"].options and flag in mounts["/mnt/b/sub"].options
+
+
+def test_bind_without_rbind_drops_submounts(config: dict, rootfs: Path, host_dir: Path) -> None:
+    _with_mount(config, destination="/mnt/b", type="bind", source=str(host_dir), options=["bind"])
+    assert "/mnt/b/sub" not in mountinfo(config, rootfs)
+
+
+def test_bind_file_creates_file_destination(config: dict, rootfs: Path, host_dir: Path) -> None:
+    _with_mount(config, destination="/etc/new/greeting", type="bind", source=str(host_dir / "file"),
+                options=["bind", "ro"])
+    out = sandbox(config, rootfs, "/bin/sh", "-c", "cat /etc/new/greeting; test -f /etc/new/greeting && echo f").ok()
+    assert out == "hello\nf\n"
+
+
+def test_relative_bind_source_is_in_bundle(config: dict, rootfs: Path) -> None:
+    (rootfs.parent / "data").mkdir()
+    (rootfs.parent / "data" / "x").write_text("bundled\n")
+    _with_mount(config, destination="/data", type="none", source="data", options=["bind"])
+    assert sandbox(config, rootfs, "/bin/cat", "/data/x").ok() == "bundled\n"
+
+
+def test_tmpfs_mode_size_and_deferred_ro(config: dict, rootfs: Path) -> None:
+    _with_mount(config, destination="/scratch", type="tmpfs", source="tmpfs",
+                options=["ro", "nodev", "mode=700", "size=2m"])
+    mounts = mountinfo(config, rootfs)
+    assert {"ro", "nodev"} <= mounts["/scratch"].options
+    assert {"mode=700", "size=2048k"} <= mounts["/scratch"].super_options
+    out = sandbox(config, rootfs, "/bin/stat", "-c", "%a", "/scratch").ok()
+    assert out.strip() == "700"
+
+
+def test_unknown_words_are_filesystem_data(config: dict, rootfs: Path) -> None:
+    _with_mount(config, destination="/scratch", type="tmpfs", source="tmpfs", options=["nr_inodes=77", "uid=5"])
+    assert {"nr_inodes=77", "uid=5"} <= mountinfo(config, rootfs)["/scratch"].super_options
+
+
+@pytest.mark.parametrize(("word", "field"), [("shared", "shared:"), ("rshared", "shared:"),
+                                             ("unbindable", "unbindable")])
+def test_mount_propagation_words(config: dict, rootfs: Path, word: str, field: str) -> None:
+    _with_mount(config, destination="/scratch", type="tmpfs", source="tmpfs", options=[word])
+    mount = mountinfo(config, rootfs)["/scratch"]
+    assert any(o.startswith(field) for o in mount.optional), mount.optional
+
+
+def test_private_is_default_for_new_mounts(config: dict, rootfs: Path) -> None:
+    _with_mount(config, destination="/scratch", type="tmpfs", source="tmpfs", options=["private"])
+    assert mountinfo(config, rootfs)["/scratch"].optional == []
+
+
+def test_tmpcopyup_copies_existing_content(config: dict, rootfs: Path) -> None:
+    (rootfs / "etc" / "seed").mkdir(parents=True)
+    (rootfs / "etc" / "seed" / "a").write_text("seeded\n")
+    os.symlink("a", rootfs / "etc" / "seed" / "link")
+    _with_mount(config, destination="/etc/seed", type="tmpfs", source="tmpfs", options=["tmpcopyup"])
+    out = sandbox(config, rootfs, "/bin/sh", "-c", "cat /etc/seed/link; grep -c ' /etc/seed tmpfs' /proc/mounts").ok()
+    assert out == "seeded\n1\n"
