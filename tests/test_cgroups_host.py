@@ -220,8 +220,8 @@ def test_memory_limit_oom_kills_an_allocating_child_and_is_reported(cg):
         watcher.close()
     stats = m.stats()
     assert stats["memory"]["usage"]["limit"] == 32 * MiB
-    # v1 with memsw charges the memory+swap counter first; v2 counts hits of memory.max
-    assert stats["memory"]["usage"]["failcnt"] + stats["memory"]["swap"]["failcnt"] > 0
+    usage = stats["memory"]["usage"]
+    assert usage["max"] == 32 * MiB or usage["failcnt"] > 0  # peak at the limit (v1 failcnt stays 0 on 6.x)
 
 
 def test_pids_limit_refuses_a_fork(cg):

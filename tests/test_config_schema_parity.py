@@ -103,7 +103,8 @@ CORPUS = {
     "memory limit string": linux(resources={"memory": {"limit": "1G"}}),
     "hugepage size": linux(resources={"hugepageLimits": [{"pageSize": "2mb", "limit": 1}]}),
     "device cgroup without allow": linux(resources={"devices": [{"access": "rwm"}]}),
-    "bad propagation": linux(rootfsPropagation="rslave"),
+    "bad propagation": linux(rootfsPropagation="sideways"),
+    "recursive propagation": linux(rootfsPropagation="rslave"),
     "sysctl value not string": linux(sysctl={"kernel.x": 1}),
     "annotation not string": lambda c: c.update(annotations={"a": 1}),
     "memBwSchema": linux(intelRdt={"memBwSchema": "L3:0=1"}),
@@ -130,6 +131,7 @@ CORPUS = {
 #: Documents the two schemas judge differently, and why: (valid for pyrunc, valid for the Debian copy).
 DIFFERENCES = {
     "time namespace": ((True, False), "1.2 added the time namespace"),
+    "recursive propagation": ((True, False), "runc accepts rslave/rprivate/rshared/runbindable too"),
     "no root": ((False, True), "pyrunc requires root (spec: REQUIRED on Linux)"),
     "no args": ((False, True), "pyrunc requires process.args (spec: at least one entry on POSIX)"),
     "empty args": ((False, True), "at least one entry REQUIRED on POSIX"),

@@ -57,7 +57,11 @@ def parse_mountinfo(text: str) -> dict[str, Mount]:
 
 
 def _child(config: dict, bundle: str, rootfs: str, argv: list[str], no_pivot: bool, in_userns: bool,
-           before: Callable[[], None] | None, extra_flags: int) -> None:
+           before: Callable[[], None] | None, extra_flags: int, sync: tuple[int, int]) -> None:
+    if in_userns:  # the parent writes the maps (identity 0..65535) once the namespace exists
+        syscalls.unshare(syscalls.CLONE_NEWUSER)
+        os.write(sync[1], b"u")
+        assert os.read(sync[0], 1) == b"m"
     syscalls.unshare(syscalls.CLONE_NEWNS | syscalls.CLONE_NEWPID | extra_flags)
     pid = os.fork()
     if pid:
@@ -75,9 +79,11 @@ def sandbox(config: dict, rootfs: Path, *argv: str, bundle: Path | None = None, 
             in_userns: bool = False, before: Callable[[], None] | None = None, extra_flags: int = 0,
             timeout: float = 20) -> Result:
     """Run `argv` in `rootfs` set up from `config`; an exception in the child ends it with status 111
-    and its message (or traceback) on stderr."""
+    and its message (or traceback) on stderr. `in_userns`: inside a new user namespace (identity map of
+    ids 0-65535, so no mknod and sysfs needs a network namespace)."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    to_parent, to_child = os.pipe(), os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
@@ -86,13 +92,19 @@ def sandbox(config: dict, rootfs: Path, *argv: str, bundle: Path | None = None, 
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
             _child(config, str(bundle or rootfs.parent), str(rootfs), list(argv), no_pivot, in_userns, before,
-                   extra_flags)
+                   extra_flags, (to_child[0], to_parent[1]))
         except BaseException as err:  # everything is reported, nothing returns
             os.write(2, f"SANDBOX {type(err).__name__}: {err}\n{traceback.format_exc()}".encode())
         finally:
             os._exit(111)
     os.close(out_w)
     os.close(err_w)
+    if in_userns and os.read(to_parent[0], 1) == b"u":
+        for kind in ("uid_map", "gid_map"):
+            Path(f"/proc/{pid}/{kind}").write_text("0 0 65536\n")
+        os.write(to_child[1], b"m")
+    for fd in (*to_parent, *to_child):
+        os.close(fd)
     chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
     deadline = time.monotonic() + timeout
     open_fds = [out_r, err_r]

@@ -98,7 +98,9 @@ def create_container(g: object, container_id: str, opts: CreateOptions, *, foreg
     try:
         namespaces.open_joined()
         cgroup = _create_cgroup(g, config, container_id)
-        os.mkfifo(os.path.join(container.dir, EXEC_FIFO), 0o622)
+        fifo = os.path.join(container.dir, EXEC_FIFO)
+        os.mkfifo(fifo)
+        os.chmod(fifo, 0o622)  # writable by the init whatever user it has become (umask would mask it)
         state_dir_fd = os.open(container.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         ctx = InitContext(container_id=container_id, config=config, bundle=opts.bundle, rootfs=rootfs,
                           state_dir_fd=state_dir_fd, namespaces=namespaces, cgroup=cgroup,

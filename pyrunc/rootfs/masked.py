@@ -19,7 +19,11 @@ _NULL = os.makedev(1, 3)
 
 
 def dev_null(root: Root) -> int:
-    fd = root.open("/dev/null")
+    """The container's /dev/null, if it really is the null device (a rootfs may have put anything there)."""
+    try:
+        fd = root.open("/dev/null")
+    except OSError as err:
+        raise RootfsError(f"/dev/null in the container is not the character device 1:3: {err}") from None
     info = os.fstat(fd)
     if not stat.S_ISCHR(info.st_mode) or info.st_rdev != _NULL:
         os.close(fd)

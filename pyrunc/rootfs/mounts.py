@@ -8,6 +8,7 @@ and propagation words are applied afterwards to the new mount.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass
@@ -68,9 +69,9 @@ def mount_all(root: Root, config: dict, ctx: MountContext) -> None:
 
 
 def _describe(err: OSError, mount: dict) -> str:
-    if err.errno == 19:  # ENODEV from mount(2): no such filesystem type
+    if err.errno == errno.ENODEV:  # from mount(2): no such filesystem type
         return f"unknown filesystem type {mount.get('type')!r}"
-    return str(err.args[1] if len(err.args) > 1 else err)
+    return f"mounting {mount.get('type') or 'bind'} from {mount.get('source')} failed: {os.strerror(err.errno)}"
 
 
 def mount_entry(root: Root, mount: dict, ctx: MountContext) -> None:

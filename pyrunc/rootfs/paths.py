@@ -10,6 +10,7 @@ descriptor), so a symlink swapped in after the check cannot redirect anything to
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from functools import cached_property
 from .. import syscalls
 
 RESOLVE = syscalls.RESOLVE_IN_ROOT | syscalls.RESOLVE_NO_MAGICLINKS
+_MAX_SYMLINK_HOPS = 40  # the kernel's own limit (ELOOP)
 
 
 def fd_path(fd: int) -> str:
@@ -70,56 +72,67 @@ class Root:
             return False
         return True
 
-    def make_dirs(self, path: str, mode: int = 0o755) -> int:
-        """Open directory `path`, creating each missing component; returns an O_PATH descriptor."""
-        fd = os.dup(self.fd)
-        done: list[str] = []
-        try:
-            for part in split(path):
-                done.append(part)
-                fd = self._step(fd, "/".join(done), part, mode)
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+    def make_dirs(self, path: str, mode: int = 0o755, _hops: int = 0) -> int:
+        """Open directory `path`, creating each missing component; returns an O_PATH descriptor.
 
-    def _step(self, parent_fd: int, so_far: str, name: str, mode: int) -> int:
-        """Open the directory `so_far` (resolved from the root), creating `name` in `parent_fd` if missing."""
-        try:
-            try:
-                return self.open(so_far, os.O_PATH | os.O_DIRECTORY)
-            except FileNotFoundError:
-                try:
-                    os.mkdir(name, mode, dir_fd=parent_fd)
-                except FileExistsError:
-                    pass  # a dangling symlink: the open below reports it
-                return self.open(so_far, os.O_PATH | os.O_DIRECTORY)
-        finally:
-            os.close(parent_fd)
-
-    def parent_and_name(self, path: str, mode: int = 0o755) -> tuple[int, str]:
-        """A descriptor of the (created) parent directory of `path` and its last component."""
+        A component that is a dangling symlink gets its target created (inside the root), as the
+        kernel would resolve it."""
         parts = split(path)
-        if not parts:
-            raise IsADirectoryError(0, "the root itself", path)
-        return self.make_dirs("/".join(parts[:-1]), mode), parts[-1]
+        for index, name in enumerate(parts):
+            if not self._is_dir("/".join(parts[: index + 1])):
+                self._create_in("/".join(parts[:index]), name, mode, _hops, directory=True)
+        return self.open("/".join(parts), os.O_PATH | os.O_DIRECTORY)
 
-    def make_file(self, path: str, mode: int = 0o644) -> int:
+    def make_file(self, path: str, mode: int = 0o644, _hops: int = 0) -> int:
         """Open `path`, creating it as an empty regular file when missing; returns an O_PATH descriptor."""
         try:
             return self.open(path)
         except FileNotFoundError:
             pass
-        parent, name = self.parent_and_name(path)
+        parts = split(path)
+        if not parts:
+            raise IsADirectoryError(errno.EISDIR, "the root itself", path)
+        os.close(self.make_dirs("/".join(parts[:-1]), _hops=_hops))
+        self._create_in("/".join(parts[:-1]), parts[-1], mode, _hops, directory=False)
+        return self.open(path)
+
+    def _is_dir(self, path: str) -> bool:
         try:
-            # O_EXCL|O_NOFOLLOW never follows a symlink that appeared in the meantime
-            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC,
-                             mode, dir_fd=parent))
-        except FileExistsError:
-            pass
+            os.close(self.open(path, os.O_PATH | os.O_DIRECTORY))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _create_in(self, parent_path: str, name: str, mode: int, hops: int, *, directory: bool) -> None:
+        """Create `name` in the directory `parent_path` relative to its descriptor; never through a
+        symlink: a dangling one has its target created instead, resolved from the root."""
+        parent = self.open(parent_path, os.O_PATH | os.O_DIRECTORY)
+        try:
+            try:
+                if directory:
+                    os.mkdir(name, mode, dir_fd=parent)
+                else:
+                    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC,
+                                     mode, dir_fd=parent))
+                return
+            except FileExistsError:
+                if not stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+                    return  # appeared meanwhile; the caller's open checks what it is
+                target = os.readlink(name, dir_fd=parent)
         finally:
             os.close(parent)
-        return self.open(path)
+        if hops >= _MAX_SYMLINK_HOPS:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name)
+        full = target if target.startswith("/") else f"{parent_path}/{target}"
+        make = self.make_dirs if directory else self.make_file
+        os.close(make(full, mode, _hops=hops + 1))
+
+    def parent_and_name(self, path: str) -> tuple[int, str]:
+        """A descriptor of the (created) parent directory of `path`, and its last component."""
+        parts = split(path)
+        if not parts:
+            raise IsADirectoryError(errno.EISDIR, "the root itself", path)
+        return self.make_dirs("/".join(parts[:-1])), parts[-1]
 
     def is_symlink(self, path: str) -> bool:
         """Whether the last component of `path` (its parent resolved inside the root) is a symlink."""

@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from harness import host  # noqa: E402
-from harness.daemons import CONTAINERD, Containerd  # noqa: E402
-from harness.images import Images, ensure_images  # noqa: E402
-from helpers import runtime_path  # noqa: E402  (spec-tests/helpers.py, put on sys.path by tests/conftest.py)
-
-# Runtime roots of daemons started during the session (dockerd's exec-root), for the leak check.
-STATE_ROOTS: list[Path] = []
+from harness import host
+from harness.daemons import CONTAINERD, Containerd
+from harness.images import Images, ensure_images
+from harness.scenario import STATE_ROOTS, require
+from helpers import runtime_path  # spec-tests/helpers.py, on sys.path through tests/conftest.py
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,13 +32,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.integration)
-
-
-def require(*binaries: str) -> None:
-    """Skip when a client is not installed (`make deps` installs them all)."""
-    missing = [b for b in binaries if not Path(b).exists()]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (make deps)")
 
 
 @pytest.fixture(scope="session")

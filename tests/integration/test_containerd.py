@@ -14,12 +14,7 @@ from harness.commands import Background, Result, run_in_pty, wait_until
 from harness.daemons import Containerd
 from harness.images import BUSYBOX, Images
 
-# PID 1 of a container ignores signals it has no handler for: this one handles TERM.
-TERM_HANDLER = "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.1; done"
 
-
-def new_id() -> str:
-    return "ctr-" + uuid.uuid4().hex[:10]
 
 
 class Ctr:
@@ -76,7 +71,7 @@ def ctr(containerd: Containerd, runtime: str) -> Iterator[Ctr]:
 @pytest.fixture
 def task(ctr: Ctr) -> Iterator[str]:
     """A detached container running `sleep` (deleted afterwards)."""
-    cid = new_id()
+    cid = new_name("ctr")
     ctr.run("-d", cid=cid, cmd=("sleep", "1000")).check()
     ctr.wait_status(cid, "RUNNING")
     yield cid
@@ -87,16 +82,20 @@ def task(ctr: Ctr) -> Iterator[str]:
 
 
 def test_run_rm_prints_output_and_exit_status(ctr: Ctr) -> None:
-    result = ctr.run("--rm", cid=new_id(), cmd=("sh", "-c", "echo hi; echo oops >&2; exit 3"))
+    result = ctr.run("--rm", cid=new_name("ctr"), cmd=("sh", "-c", "echo hi; echo oops >&2; exit 3"))
     assert result.returncode == 3, result.describe()
     assert (result.stdout, result.stderr) == ("hi\n", "oops\n"), result.describe()
 
 
 def test_run_tty_interactive(ctr: Ctr) -> None:
-    argv = ctr.run_argv("--rm", "-t", cid=new_id(), cmd=("sh",))
+    argv = ctr.run_argv("--rm", "-t", cid=new_name("ctr"), cmd=("sh",))
     result = run_in_pty(argv, send="tty; echo $((6*7)); exit 5\r", after="# ")
     assert result.returncode == 5, result.describe()
     assert "/dev/pts/0" in result.stdout and "42" in result.stdout, result.describe()
+
+
+def test_run_uses_the_runtime_binary(ctr: Ctr, task: str) -> None:
+    assert ctr.containerd.runtime_binary_of(task) == ctr.runtime
 
 
 def test_exec_output_and_exit_status(ctr: Ctr, task: str) -> None:
@@ -142,7 +141,7 @@ def test_metrics_read_the_container_cgroup(ctr: Ctr, task: str) -> None:
 
 @pytest.mark.parametrize(("signal", "status"), [("SIGTERM", 7), ("SIGKILL", 137)])
 def test_kill_reaches_the_init(ctr: Ctr, signal: str, status: int) -> None:
-    cid = new_id()
+    cid = new_name("ctr")
     attached = Background(ctr.run_argv("--rm", cid=cid, cmd=("sh", "-c", TERM_HANDLER)))
     try:
         ctr.wait_status(cid, "RUNNING")
@@ -156,7 +155,7 @@ def test_kill_reaches_the_init(ctr: Ctr, signal: str, status: int) -> None:
 
 
 def test_kill_all_and_delete(ctr: Ctr) -> None:
-    cid = new_id()
+    cid = new_name("ctr")
     ctr.run("-d", cid=cid, cmd=("sleep", "1000")).check()
     ctr("task", "exec", "--detach", "--exec-id", "e1", cid, "sleep", "1000").check()
     wait_until(lambda: ctr("task", "ps", cid).stdout.count("\n") == 3, "two processes in the task")
@@ -175,7 +174,7 @@ def test_kill_all_and_delete(ctr: Ctr) -> None:
 ], ids=["bad-namespace-path", "args0-not-found"])
 def test_create_error_reaches_ctr(ctr: Ctr, option: tuple[str, ...], cmd: tuple[str, ...], named: str) -> None:
     """The shim turns the runtime's last `error` log line into the error ctr prints."""
-    result = ctr.run("--rm", *option, cid=new_id(), cmd=cmd)
+    result = ctr.run("--rm", *option, cid=new_name("ctr"), cmd=cmd)
     assert result.returncode != 0, result.describe()
     assert "OCI runtime create failed" in result.stderr and named in result.stderr, result.describe()
     assert not ctr.tasks()
@@ -189,7 +188,7 @@ def test_path_shim_makes_plain_ctr_run_use_the_runtime(runtime: str, images: Ima
     daemon = Containerd(base_dir / "path-shim" / "containerd", path_env=f"{shim_dir}:/usr/bin:/bin")
     try:
         daemon.import_image(images.busybox_docker)
-        result = daemon.ctr("run", "--rm", BUSYBOX, new_id(), "echo", "via PATH")
+        result = daemon.ctr("run", "--rm", BUSYBOX, new_name("ctr"), "echo", "via PATH")
         assert result.returncode == 0 and result.stdout == "via PATH\n", result.describe()
         assert not daemon.ctr("containers", "ls", "-q").stdout.split()
     finally:

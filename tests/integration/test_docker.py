@@ -15,9 +15,6 @@ from harness.commands import Result, run_in_pty, wait_until
 from harness.daemons import DOCKER, DOCKERD, Containerd, Dockerd
 from harness.images import BUSYBOX, Images
 
-from conftest import STATE_ROOTS, require
-
-TERM_HANDLER = "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.1; done"
 
 
 class Docker:
@@ -65,14 +62,11 @@ def docker(docker_session: Docker) -> Iterator[Docker]:
     assert not left, f"scenario left containers: {left}"
 
 
-def new_name() -> str:
-    return "dk-" + uuid.uuid4().hex[:10]
-
 
 @pytest.fixture
 def running(docker: Docker) -> Iterator[str]:
     """A detached container whose init handles SIGTERM (removed afterwards)."""
-    name = new_name()
+    name = new_name("dk")
     docker("run", "-d", "--name", name, BUSYBOX, "sh", "-c", TERM_HANDLER).check()
     wait_until(lambda: docker("logs", name).stdout.startswith("ready"), f"{name} to start")
     yield name
@@ -94,7 +88,7 @@ def test_run_rm_output_and_exit_status(docker: Docker) -> None:
 
 
 def test_run_uses_the_runtime(docker: Docker) -> None:
-    name = new_name()
+    name = new_name("dk")
     docker("run", "--name", name, BUSYBOX, "true").check()
     assert docker.inspect(name, "{{.HostConfig.Runtime}}") == "testrt"
     docker("rm", name).check()
@@ -162,7 +156,7 @@ def test_restart(docker: Docker, running: str) -> None:
 
 
 def test_rm_f_running(docker: Docker) -> None:
-    name = new_name()
+    name = new_name("dk")
     docker("run", "-d", "--name", name, BUSYBOX, "sleep", "1000").check()
     docker("rm", "-f", name).check()
     assert not docker("ps", "-aq").stdout.split()

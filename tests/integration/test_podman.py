@@ -14,13 +14,7 @@ from harness.commands import wait_until
 from harness.daemons import CONMON, PODMAN, Podman
 from harness.images import BUSYBOX, Images
 
-from conftest import require
 
-TERM_HANDLER = "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.1; done"
-
-
-def new_name() -> str:
-    return "pm-" + uuid.uuid4().hex[:10]
 
 
 @pytest.fixture(scope="module", params=["flags", "containers.conf"])
@@ -54,7 +48,7 @@ def exit_code(podman: Podman, name: str) -> int:
 @pytest.fixture
 def running(podman: Podman) -> Iterator[str]:
     """A detached container whose init handles SIGTERM (removed afterwards)."""
-    name = new_name()
+    name = new_name("pm")
     podman("run", "-d", "--name", name, BUSYBOX, "sh", "-c", TERM_HANDLER).check()
     wait_until(lambda: podman("logs", name).stdout.startswith("ready"), f"{name} to start")
     yield name
@@ -107,7 +101,7 @@ def test_kill(podman: Podman, running: str) -> None:
 
 
 def test_rm_f_running(podman: Podman) -> None:
-    name = new_name()
+    name = new_name("pm")
     podman("run", "-d", "--name", name, BUSYBOX, "sleep", "1000").check()
     podman("rm", "-f", "-t", "0", name).check()
     assert not podman("ps", "-aq").stdout.split()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -109,12 +110,45 @@ class Containerd:
     def ctr_argv(self, *args: str, namespace: str = "default") -> list[str]:
         return [CTR, "--address", str(self.socket), "--namespace", namespace, *args]
 
+    def runtime_binary_of(self, container_id: str, namespace: str = "default") -> str | None:
+        """BinaryName in a container's runc shim options (containerd.runc.v1.Options, field 6)."""
+        info = json.loads(self.ctr("containers", "info", container_id, namespace=namespace).check().stdout)
+        return protobuf_string(base64.b64decode(info["Runtime"]["Options"]["value"]), 6)
+
     def import_image(self, archive: Path, namespace: str = "default") -> None:
         self.ctr("images", "import", str(archive), namespace=namespace).check()
 
     def stop(self) -> None:
         """Stop the daemon; shims it started must have exited with their containers."""
         self.daemon.stop()
+
+
+def protobuf_string(message: bytes, number: int) -> str | None:
+    """The string field `number` of a serialized protobuf message (None when absent)."""
+
+    def varint(pos: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            byte = message[pos]
+            value |= (byte & 0x7F) << shift
+            pos, shift = pos + 1, shift + 7
+            if not byte & 0x80:
+                return value, pos
+
+    pos = 0
+    while pos < len(message):
+        key, pos = varint(pos)
+        wire_type = key & 7
+        if wire_type == 0:
+            _, pos = varint(pos)
+        elif wire_type == 2:
+            size, pos = varint(pos)
+            if key >> 3 == number:
+                return message[pos:pos + size].decode()
+            pos += size
+        else:
+            raise ValueError(f"unexpected protobuf wire type {wire_type}")
+    return None
 
 
 def containerd_config(base: Path, *, cri: bool, runtime: str | None, sandbox_image: str | None) -> str:
@@ -137,7 +171,9 @@ def containerd_config(base: Path, *, cri: bool, runtime: str | None, sandbox_ima
         f'  sandbox_image = "{sandbox_image}"',
         "  enable_selinux = false",
         "  disable_apparmor = true",
-        "  restrict_oom_score_adj = false",
+        # The sandbox asks for oom_score_adj -998; lowering it needs CAP_SYS_RESOURCE, which this machine's
+        # bounding set lacks: clamp to containerd's own value instead (as for rootless containerd).
+        "  restrict_oom_score_adj = true",
         "  disable_cgroup = false",
         '[plugins."io.containerd.grpc.v1.cri".containerd]',
         '  snapshotter = "overlayfs"',

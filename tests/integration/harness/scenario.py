@@ -1,0 +1,30 @@
+"""What the scenarios of every client share."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+# PID 1 of a container ignores the signals it has no handler for: this init handles SIGTERM (exit 7),
+# and says when it is up.
+TERM_HANDLER = "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.1; done"
+
+# An interactive shell session typed at a terminal (`-it`): the status and output prove it ran there.
+TTY_SESSION = "tty; echo $((6*7)); exit {status}\r"
+SHELL_PROMPT = "# "
+
+# Runtime roots of the daemons running now (dockerd's exec-root), checked for left-over state.
+STATE_ROOTS: list[Path] = []
+
+
+def new_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def require(*binaries: str) -> None:
+    """Skip when a client is not installed (`make deps` installs them all)."""
+    missing = [b for b in binaries if not Path(b).exists()]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (make deps)")
