@@ -161,3 +161,63 @@ def test_tmpcopyup_copies_existing_content(config: dict, rootfs: Path) -> None:
     _with_mount(config, destination="/etc/seed", type="tmpfs", source="tmpfs", options=["tmpcopyup"])
     out = sandbox(config, rootfs, "/bin/sh", "-c", "cat /etc/seed/link; grep -c ' /etc/seed tmpfs' /proc/mounts").ok()
     assert out == "seeded\n1\n"
+
+
+@pytest.mark.parametrize(("word", "expected"), [("shared", "shared:"), ("rshared", "shared:"),
+                                                ("unbindable", "unbindable"), ("runbindable", "unbindable"),
+                                                ("private", None), ("rslave", None)])
+def test_rootfs_propagation(config: dict, rootfs: Path, word: str, expected: str | None) -> None:
+    config["linux"]["rootfsPropagation"] = word
+    optional = mountinfo(config, rootfs)["/"].optional
+    assert (optional == []) if expected is None else any(o.startswith(expected) for o in optional), optional
+
+
+def test_rootfs_propagation_does_not_reach_host(config: dict, rootfs: Path) -> None:
+    before = Path("/proc/self/mountinfo").read_text()
+    config["linux"]["rootfsPropagation"] = "rshared"
+    sandbox(config, rootfs, "/bin/true").ok()
+    assert Path("/proc/self/mountinfo").read_text() == before
+
+
+# --- id-mapped mounts -----------------------------------------------------------------------------
+
+@pytest.fixture
+def owned_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "owned"
+    path.mkdir()
+    (path / "f").write_text("")
+    os.chown(path / "f", 1000, 1001)
+    return path
+
+
+def test_idmapped_bind_with_mappings(config: dict, rootfs: Path, owned_dir: Path) -> None:
+    _with_mount(config, destination="/mnt/idmap", type="bind", source=str(owned_dir), options=["bind"],
+                uidMappings=[{"containerID": 1000, "hostID": 2000, "size": 10}],
+                gidMappings=[{"containerID": 1000, "hostID": 3000, "size": 10}])
+    assert sandbox(config, rootfs, "/bin/stat", "-c", "%u %g", "/mnt/idmap/f").ok() == "2000 3001\n"
+    assert "idmapped" in mountinfo(config, rootfs)["/mnt/idmap"].options
+
+
+def test_idmap_option_uses_container_mappings(config: dict, rootfs: Path, owned_dir: Path) -> None:
+    config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 100}]
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 100}]
+    (owned_dir / "root-owned").write_text("")  # uid 0 on disk: the container's root, host uid 1000
+    _with_mount(config, destination="/mnt/idmap", type="bind", source=str(owned_dir), options=["bind", "idmap"])
+    out = sandbox(config, rootfs, "/bin/stat", "-c", "%u %g", "/mnt/idmap/root-owned", "/mnt/idmap/f").ok()
+    assert out == "1000 1000\n65534 65534\n"
+
+
+def test_ridmap_reaches_submounts(config: dict, rootfs: Path, owned_dir: Path) -> None:
+    sub = owned_dir / "sub"
+    sub.mkdir()
+    s.mount("tmpfs", str(sub), "tmpfs", 0, "size=1m")
+    try:
+        os.chown(sub, 1000, 1000)
+        _with_mount(config, destination="/mnt/idmap", type="bind", source=str(owned_dir),
+                    options=["rbind", "ridmap"],
+                    uidMappings=[{"containerID": 1000, "hostID": 5000, "size": 1}],
+                    gidMappings=[{"containerID": 1000, "hostID": 5000, "size": 1}])
+        out = sandbox(config, rootfs, "/bin/stat", "-c", "%u", "/mnt/idmap/f", "/mnt/idmap/sub").ok()
+        assert out.split() == ["5000", "5000"]
+    finally:
+        s.umount2(str(sub), s.MNT_DETACH)

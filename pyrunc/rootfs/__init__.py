@@ -2,7 +2,9 @@
 
 `process/init.py` calls, inside the container's new mount namespace:
     check_mounts(config, bundle)                          at create, before forking (host-side checks)
-    prepare_rootfs(config, bundle, rootfs, in_userns=...)  every mount and /dev, before the pivot
+    open_idmapped_mounts(config, bundle) -> {index: fd}   the runtime, before forking (id-mapped binds)
+    prepare_rootfs(config, bundle, rootfs, in_userns=..., idmapped=...)
+                                                          every mount and /dev, before the pivot
     pivot_into(rootfs, no_pivot=...)                       the rootfs becomes `/`
     finalize_rootfs(config)                                read-only remounts, readonlyPaths, maskedPaths
 """
@@ -10,6 +12,7 @@
 from __future__ import annotations
 
 from .checks import check_mounts
+from .mounts import open_idmapped_mounts
 from .setup import finalize_rootfs, pivot_into, prepare_rootfs
 
-__all__ = ["check_mounts", "finalize_rootfs", "pivot_into", "prepare_rootfs"]
+__all__ = ["check_mounts", "finalize_rootfs", "open_idmapped_mounts", "pivot_into", "prepare_rootfs"]

@@ -50,9 +50,10 @@ def own_cgroups() -> dict[frozenset[str], str]:
     return result
 
 
-def hierarchies(known: set[str]) -> list[Hierarchy]:
-    """The cgroup mounts of this mount namespace; `known` are controller names (to sift super options)."""
-    found = []
+def hierarchies(known: set[str], outside: str) -> list[Hierarchy]:
+    """The cgroup mounts of this mount namespace not under `outside` (the rootfs, where a bound /sys
+    may have brought copies), one per hierarchy; `known` are controller names (to sift super options)."""
+    found: dict[tuple[str, frozenset[str]], Hierarchy] = {}
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
@@ -62,8 +63,11 @@ def hierarchies(known: set[str]) -> list[Hierarchy]:
                 continue
             super_options = set(fields[dash + 3].split(","))
             controllers = frozenset(super_options & known) if fstype == "cgroup" else frozenset()
-            found.append(Hierarchy(_unescape(fields[4]), _unescape(fields[3]), fstype, controllers))
-    return found
+            mountpoint = _unescape(fields[4])
+            if mountpoint == outside or mountpoint.startswith(outside.rstrip("/") + "/"):
+                continue
+            found.setdefault((fstype, controllers), Hierarchy(mountpoint, _unescape(fields[3]), fstype, controllers))
+    return list(found.values())
 
 
 def _unescape(field: str) -> str:
@@ -94,7 +98,7 @@ def _mount_v2(root: Root, mount: dict, options: MountOptions, ctx: MountContext)
             if err.errno not in (errno.EPERM, errno.EBUSY) or ctx.cgroupns:
                 raise
             own = own_cgroups().get(frozenset(), "/")
-            unified = next(h for h in hierarchies(set()) if h.fstype == "cgroup2")
+            unified = next(h for h in hierarchies(set(), root.real_path) if h.fstype == "cgroup2")
             _bind_dir(_host_dir(unified, own), dest, options)
     finally:
         os.close(dest)
@@ -113,7 +117,7 @@ def _mount_v1(root: Root, mount: dict, options: MountOptions, ctx: MountContext)
         s.mount("tmpfs", fd_path(dest), "tmpfs", _TMPFS_FLAGS, "mode=755")
     finally:
         os.close(dest)
-    for hierarchy in hierarchies(known):
+    for hierarchy in hierarchies(known, root.real_path):
         if hierarchy.fstype != "cgroup" or hierarchy.controllers not in own:
             continue
         sub = root.make_dirs(f"{destination}/{hierarchy.name}")

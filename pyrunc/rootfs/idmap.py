@@ -2,13 +2,15 @@
 
 The kernel takes the mapping from a user namespace descriptor, so one is made for the purpose: a
 child process unshares CLONE_NEWUSER, its maps are written from here, its /proc/PID/ns/user is
-opened, and the child is ended.
+opened, and the child is ended. The child reports its own pid as the mounted /proc names it (the init
+may be in a pid namespace of its own while /proc is still the host's, so fork()'s pid would be wrong).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Sequence
 
 from .. import syscalls as s
 from ..errors import RootfsError
@@ -20,12 +22,14 @@ def wanted(mount: dict, options: MountOptions) -> bool:
     return bool(options.idmap or mount.get("uidMappings") or mount.get("gidMappings"))
 
 
-def apply(tree: int, mount: dict, options: MountOptions, ctx) -> None:
-    """Id-map the detached clone `tree` when the mount asks for it (mappings or idmap/ridmap)."""
+def apply(tree: int, mount: dict, options: MountOptions, container_uids: Sequence[dict],
+          container_gids: Sequence[dict]) -> None:
+    """Id-map the detached clone `tree` when the mount asks for it (mappings, or idmap/ridmap alone:
+    then the container's own mappings)."""
     if not wanted(mount, options):
         return
-    uid_map = mount.get("uidMappings") or list(ctx.uid_mappings)
-    gid_map = mount.get("gidMappings") or list(ctx.gid_mappings)
+    uid_map = mount.get("uidMappings") or list(container_uids)
+    gid_map = mount.get("gidMappings") or list(container_gids)
     if not uid_map or not gid_map:
         raise RootfsError("an id-mapped mount needs uidMappings and gidMappings (on the mount or in linux)")
     userns = user_namespace(uid_map, gid_map)
@@ -50,20 +54,21 @@ def user_namespace(uid_map: list[dict], gid_map: list[dict]) -> int:
             os.close(ready_r)
             os.close(hold_w)
             s.unshare(s.CLONE_NEWUSER)
-            os.write(ready_w, b"1")
+            os.write(ready_w, os.readlink("/proc/self").encode())
             os.read(hold_r, 1)
         finally:
             os._exit(0)
     os.close(ready_w)
     os.close(hold_r)
     try:
-        if os.read(ready_r, 1) != b"1":
+        proc_pid = os.read(ready_r, 32).decode()
+        if not proc_pid.isdigit():
             raise RootfsError("could not create a user namespace for an id-mapped mount")
-        with open(f"/proc/{pid}/uid_map", "w") as f:
+        with open(f"/proc/{proc_pid}/uid_map", "w") as f:
             f.write(_map_text(uid_map))
-        with open(f"/proc/{pid}/gid_map", "w") as f:
+        with open(f"/proc/{proc_pid}/gid_map", "w") as f:
             f.write(_map_text(gid_map))
-        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        return os.open(f"/proc/{proc_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as err:
         raise RootfsError(f"id-mapped mount: {err}") from None
     finally:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .. import syscalls as s
@@ -58,14 +60,27 @@ def bind_source(mount: dict, bundle: str) -> str:
     return source if os.path.isabs(source) else os.path.join(bundle, source)
 
 
-def mount_all(root: Root, config: dict, ctx: MountContext) -> None:
-    for index, mount in enumerate(config.get("mounts") or ()):
-        try:
-            mount_entry(root, mount, ctx)
-        except OSError as err:
-            raise RootfsError(f"mounts[{index}] ({mount.get('destination')}): {_describe(err, mount)}") from None
-        except RootfsError as err:
-            raise RootfsError(f"mounts[{index}] ({mount.get('destination')}): {err}") from None
+def mount_all(root: Root, config: dict, ctx: MountContext, prepared: dict[int, int]) -> None:
+    """Mount every entry in order; `prepared` holds bind clones made beforehand (open_idmapped_mounts),
+    which are consumed (closed) like the rest."""
+    try:
+        for index, mount in enumerate(config.get("mounts") or ()):
+            with _naming(index, mount):
+                mount_entry(root, mount, ctx, prepared.pop(index, None))
+    finally:
+        for fd in prepared.values():
+            os.close(fd)
+
+
+@contextmanager
+def _naming(index: int, mount: dict) -> Iterator[None]:
+    """Turn any failure into one RootfsError line naming mounts[index] and its destination."""
+    try:
+        yield
+    except OSError as err:
+        raise RootfsError(f"mounts[{index}] ({mount.get('destination')}): {_describe(err, mount)}") from None
+    except RootfsError as err:
+        raise RootfsError(f"mounts[{index}] ({mount.get('destination')}): {err}") from None
 
 
 def _describe(err: OSError, mount: dict) -> str:
@@ -74,19 +89,28 @@ def _describe(err: OSError, mount: dict) -> str:
     return f"mounting {mount.get('type') or 'bind'} from {mount.get('source')} failed: {os.strerror(err.errno)}"
 
 
-def mount_entry(root: Root, mount: dict, ctx: MountContext) -> None:
+def mount_entry(root: Root, mount: dict, ctx: MountContext, tree: int | None = None) -> None:
     kind = mount.get("type")
     options = parse(mount.get("options"), kind)
     if options.is_bind:
-        _mount_bind(root, mount, options, bind_source(mount, ctx.bundle), ctx)
+        _mount_bind(root, mount, options, bind_source(mount, ctx.bundle), ctx, tree)
     elif kind == "sysfs" and ctx.in_userns and not ctx.new_netns:
-        # sysfs cannot be mounted without owning a network namespace: show the host's, as runc does
-        options.flags |= s.MS_BIND | s.MS_REC
-        _mount_bind(root, mount, options, "/sys", ctx)
+        _bind_host_sys(root, mount, options, ctx)
     elif kind in ("cgroup", "cgroup2"):
         cgroupfs.mount_cgroup(root, mount, options, ctx)
     else:
-        new_mount(root, mount, options)
+        try:
+            new_mount(root, mount, options)
+        except PermissionError:
+            if kind != "sysfs" or not ctx.in_userns:
+                raise
+            _bind_host_sys(root, mount, options, ctx)
+
+
+def _bind_host_sys(root: Root, mount: dict, options: MountOptions, ctx: MountContext) -> None:
+    """sysfs cannot be mounted without owning the network namespace: show the host's, as runc does."""
+    options.flags |= s.MS_BIND | s.MS_REC
+    _mount_bind(root, mount, options, "/sys", ctx)
 
 
 def new_mount(root: Root, mount: dict, options: MountOptions) -> None:
@@ -151,30 +175,73 @@ def refuse_inside_proc(root: Root, dest_fd: int, kind: str | None) -> None:
 def finish(mount_fd: int, options: MountOptions) -> None:
     """The steps after a mount exists: recursive attributes, then propagation."""
     detached.set_attributes(mount_fd, options.rec_clear, options.rec_set, recursive=True)
+    propagate(mount_fd, options)
+
+
+def propagate(mount_fd: int, options: MountOptions) -> None:
+    """Per-mount propagation words, applied once the mount is attached (in the container's namespace)."""
     for flags in options.propagation:
         detached.set_propagation(mount_fd, flags)
 
 
-def _mount_bind(root: Root, mount: dict, options: MountOptions, source: str, ctx: MountContext) -> None:
+def bind_tree(mount: dict, options: MountOptions, source: str, ctx: MountContext) -> int:
+    """A detached clone of the bind source carrying the mount's attributes and id mapping.
+
+    Everything here works on the detached tree only, so it can also be done by the runtime on the host
+    before the init exists (open_idmapped_mounts): inside a user namespace the init may not id-map."""
     try:
         source_fd = os.open(source, os.O_PATH | os.O_CLOEXEC)
     except FileNotFoundError:
         raise RootfsError(f"bind source {source} does not exist") from None
     try:
-        is_dir = stat.S_ISDIR(os.fstat(source_fd).st_mode)
+        tree = detached.clone_tree(source_fd, recursive=options.recursive_bind)
+    finally:
+        os.close(source_fd)
+    try:
+        clear, set_ = options.bind_attributes()
+        detached.set_attributes(tree, clear, set_, recursive=False)
+        detached.set_attributes(tree, options.rec_clear, options.rec_set, recursive=True)
+        idmap.apply(tree, mount, options, ctx.uid_mappings, ctx.gid_mappings)
+    except BaseException:
+        os.close(tree)
+        raise
+    return tree
+
+
+def _mount_bind(root: Root, mount: dict, options: MountOptions, source: str, ctx: MountContext,
+                tree: int | None = None) -> None:
+    """Attach the clone (made now, or beforehand by the runtime) onto the destination, created as a file
+    or a directory like the source."""
+    if tree is None:
+        tree = bind_tree(mount, options, source, ctx)
+    try:
+        is_dir = stat.S_ISDIR(os.fstat(tree).st_mode)
         dest = root.make_dirs(mount["destination"]) if is_dir else root.make_file(mount["destination"])
         try:
             refuse_inside_proc(root, dest, "bind")
-            tree = detached.clone_tree(source_fd, recursive=options.recursive_bind)
-            try:
-                clear, set_ = options.bind_attributes()
-                detached.set_attributes(tree, clear, set_, recursive=False)
-                idmap.apply(tree, mount, options, ctx)
-                detached.attach(tree, dest)
-                finish(tree, options)
-            finally:
-                os.close(tree)
+            detached.attach(tree, dest)
         finally:
             os.close(dest)
+        propagate(tree, options)
     finally:
-        os.close(source_fd)
+        os.close(tree)
+
+
+def open_idmapped_mounts(config: dict, bundle: str) -> dict[int, int]:
+    """Detached, id-mapped clones of every bind mount asking for an id mapping: mounts index → fd.
+
+    Made by the runtime before it forks the init (in the host's user and mount namespaces), because the
+    kernel lets only the owner of the source filesystem id-map it; the init attaches them."""
+    ctx = MountContext.from_config(config, bundle, in_userns=False)
+    prepared: dict[int, int] = {}
+    try:
+        for index, mount in enumerate(config.get("mounts") or ()):
+            options = parse(mount.get("options"), mount.get("type"))
+            if options.is_bind and idmap.wanted(mount, options):
+                with _naming(index, mount):
+                    prepared[index] = bind_tree(mount, options, bind_source(mount, bundle), ctx)
+    except BaseException:
+        for fd in prepared.values():
+            os.close(fd)
+        raise
+    return prepared

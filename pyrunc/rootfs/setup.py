@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from .. import syscalls as s
 from ..errors import RootfsError
 from . import detached, devices, masked, mounts, pivot, propagation
@@ -9,15 +11,22 @@ from .options import parse
 from .paths import Root
 
 
-def prepare_rootfs(config: dict, bundle: str, rootfs_path: str, *, in_userns: bool) -> None:
-    """Before the pivot: propagation, the rootfs bound onto itself, every mount in order, then /dev."""
+def prepare_rootfs(config: dict, bundle: str, rootfs_path: str, *, in_userns: bool,
+                   idmapped: dict[int, int] | None = None) -> None:
+    """Before the pivot: propagation, the rootfs bound onto itself, every mount in order, then /dev.
+
+    `idmapped`: what open_idmapped_mounts() returned in the runtime before the fork (needed when the
+    container has a user namespace); without it, id-mapped binds are made here. Its fds are closed."""
     linux = config.get("linux") or {}
+    prepared = dict(idmapped or {})
     try:
         propagation.prepare_tree(rootfs_path, linux.get("rootfsPropagation"))
     except OSError as err:
+        for fd in prepared.values():
+            os.close(fd)
         raise RootfsError(f"preparing the rootfs {rootfs_path}: {err}") from None
     with Root(rootfs_path) as root:
-        mounts.mount_all(root, config, mounts.MountContext.from_config(config, bundle, in_userns))
+        mounts.mount_all(root, config, mounts.MountContext.from_config(config, bundle, in_userns), prepared)
         if devices.needs_dev_setup(config):
             devices.setup_dev(root, config, in_userns=in_userns)
 

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from harness import host
 from harness.daemons import CONTAINERD, Containerd
 from harness.images import Images, ensure_images

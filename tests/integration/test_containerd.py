@@ -4,8 +4,6 @@ or as the `runc` first on containerd's PATH."""
 from __future__ import annotations
 
 import json
-import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +11,7 @@ import pytest
 from harness.commands import Background, Result, run_in_pty, wait_until
 from harness.daemons import Containerd
 from harness.images import BUSYBOX, Images
-
-
+from harness.scenario import SHELL_PROMPT, TERM_HANDLER, TTY_SESSION, assert_tty_session, new_name
 
 
 class Ctr:
@@ -24,8 +21,8 @@ class Ctr:
         self.containerd = containerd
         self.runtime = runtime
 
-    def __call__(self, *args: str, timeout: float = 30.0) -> Result:
-        return self.containerd.ctr(*args, timeout=timeout)
+    def __call__(self, *args: str) -> Result:
+        return self.containerd.ctr(*args)
 
     def run_argv(self, *options: str, cid: str, cmd: tuple[str, ...]) -> list[str]:
         return self.containerd.ctr_argv("run", "--runc-binary", self.runtime, *options, BUSYBOX, cid, *cmd)
@@ -42,20 +39,24 @@ class Ctr:
         task = self.tasks().get(cid)
         return task[1] if task else None
 
-    def wait_status(self, cid: str, status: str) -> None:
-        wait_until(lambda: self.status(cid) == status, f"task {cid} to be {status}")
+    def wait_status(self, cid: str, *statuses: str | None) -> None:
+        wait_until(lambda: self.status(cid) in statuses, f"task {cid} to be {' or '.join(map(str, statuses))}")
+
+    def pids(self, cid: str) -> list[int]:
+        """The pids `ctr task ps` lists (init and exec processes)."""
+        lines = self("task", "ps", cid).check().stdout.splitlines()[1:]
+        return [int(line.split()[0]) for line in lines if line.strip()]
 
     def containers(self) -> list[str]:
         return self("containers", "ls", "-q").check().stdout.split()
 
-    def remove_all(self) -> None:
-        """Kill and delete every task, remove every container (the clean-up after a failed scenario)."""
-        for cid in self.tasks():
+    def remove(self, cid: str) -> None:
+        """Kill every process of the task, delete it, remove the container."""
+        if self.status(cid) is not None:
             self("task", "kill", "--all", "--signal", "SIGKILL", cid)
-            wait_until(lambda cid=cid: self.status(cid) in ("STOPPED", None), f"task {cid} to stop")
+            self.wait_status(cid, "STOPPED", None)
             self("task", "delete", cid)
-        for cid in self.containers():
-            self("containers", "rm", cid)
+        self("containers", "rm", cid)
 
 
 @pytest.fixture
@@ -64,21 +65,19 @@ def ctr(containerd: Containerd, runtime: str) -> Iterator[Ctr]:
     assert not client.containers(), "containers left by an earlier scenario"
     yield client
     left = client.containers()
-    client.remove_all()
+    for cid in left:
+        client.remove(cid)
     assert not left, f"scenario left containers: {left}"
 
 
 @pytest.fixture
 def task(ctr: Ctr) -> Iterator[str]:
-    """A detached container running `sleep` (deleted afterwards)."""
+    """A detached container running `sleep` (removed afterwards)."""
     cid = new_name("ctr")
     ctr.run("-d", cid=cid, cmd=("sleep", "1000")).check()
     ctr.wait_status(cid, "RUNNING")
     yield cid
-    ctr("task", "kill", "--all", "--signal", "SIGKILL", cid)
-    wait_until(lambda: ctr.status(cid) in ("STOPPED", None), f"task {cid} to stop")
-    ctr("task", "delete", cid)
-    ctr("containers", "rm", cid).check()
+    ctr.remove(cid)
 
 
 def test_run_rm_prints_output_and_exit_status(ctr: Ctr) -> None:
@@ -87,11 +86,9 @@ def test_run_rm_prints_output_and_exit_status(ctr: Ctr) -> None:
     assert (result.stdout, result.stderr) == ("hi\n", "oops\n"), result.describe()
 
 
-def test_run_tty_interactive(ctr: Ctr) -> None:
+def test_run_tty(ctr: Ctr) -> None:
     argv = ctr.run_argv("--rm", "-t", cid=new_name("ctr"), cmd=("sh",))
-    result = run_in_pty(argv, send="tty; echo $((6*7)); exit 5\r", after="# ")
-    assert result.returncode == 5, result.describe()
-    assert "/dev/pts/0" in result.stdout and "42" in result.stdout, result.describe()
+    assert_tty_session(run_in_pty(argv, send=TTY_SESSION.format(status=5), after=SHELL_PROMPT), 5)
 
 
 def test_run_uses_the_runtime_binary(ctr: Ctr, task: str) -> None:
@@ -106,18 +103,14 @@ def test_exec_output_and_exit_status(ctr: Ctr, task: str) -> None:
 
 def test_exec_tty(ctr: Ctr, task: str) -> None:
     argv = ctr.containerd.ctr_argv("task", "exec", "-t", "--exec-id", "e1", task, "sh")
-    result = run_in_pty(argv, send="tty; echo $((6*7)); exit 6\r", after="# ")
-    assert result.returncode == 6, result.describe()
-    assert re.search(r"/dev/pts/\d+", result.stdout) and "42" in result.stdout, result.describe()
+    assert_tty_session(run_in_pty(argv, send=TTY_SESSION.format(status=6), after=SHELL_PROMPT), 6)
 
 
 def test_task_ps_lists_init_and_exec(ctr: Ctr, task: str) -> None:
     ctr("task", "exec", "--detach", "--exec-id", "e2", task, "sleep", "1000").check()
-    init_pid = ctr.tasks()[task][0]
-    lines = ctr("task", "ps", task).check().stdout.splitlines()[1:]
-    pids = [int(line.split()[0]) for line in lines if line.strip()]
-    assert init_pid in pids and len(pids) == 2, lines
-    assert any("e2" in line for line in lines), lines
+    out = ctr("task", "ps", task).check().stdout
+    assert len(ctr.pids(task)) == 2 and ctr.tasks()[task][0] in ctr.pids(task), out
+    assert "ExecID:e2" in out, out
 
 
 def test_pause_and_resume(ctr: Ctr, task: str) -> None:
@@ -141,24 +134,25 @@ def test_metrics_read_the_container_cgroup(ctr: Ctr, task: str) -> None:
 
 @pytest.mark.parametrize(("signal", "status"), [("SIGTERM", 7), ("SIGKILL", 137)])
 def test_kill_reaches_the_init(ctr: Ctr, signal: str, status: int) -> None:
+    """`ctr run` (attached) reports the status the signal gave the init."""
     cid = new_name("ctr")
     attached = Background(ctr.run_argv("--rm", cid=cid, cmd=("sh", "-c", TERM_HANDLER)))
     try:
         ctr.wait_status(cid, "RUNNING")
-        wait_until(lambda: ctr("task", "ps", cid).stdout.count("\n") >= 3, "the init loop to run its sleep")
+        # The trap is set once the init's loop has started its first `sleep`.
+        wait_until(lambda: len(ctr.pids(cid)) >= 2, "the init to set its trap")
         ctr("task", "kill", "--signal", signal, cid).check()
     finally:
         result = attached.wait()
     assert result.returncode == status, result.describe()
-    if signal == "SIGTERM":
-        assert "got TERM" in result.stdout, result.describe()
+    assert ("got TERM" in result.stdout) == (signal == "SIGTERM"), result.describe()
 
 
 def test_kill_all_and_delete(ctr: Ctr) -> None:
     cid = new_name("ctr")
     ctr.run("-d", cid=cid, cmd=("sleep", "1000")).check()
     ctr("task", "exec", "--detach", "--exec-id", "e1", cid, "sleep", "1000").check()
-    wait_until(lambda: ctr("task", "ps", cid).stdout.count("\n") == 3, "two processes in the task")
+    wait_until(lambda: len(ctr.pids(cid)) == 2, "two processes in the task")
     ctr("task", "kill", "--all", "--signal", "SIGKILL", cid).check()
     ctr.wait_status(cid, "STOPPED")
     ctr("task", "delete", cid).check()
@@ -189,7 +183,7 @@ def test_path_shim_makes_plain_ctr_run_use_the_runtime(runtime: str, images: Ima
     try:
         daemon.import_image(images.busybox_docker)
         result = daemon.ctr("run", "--rm", BUSYBOX, new_name("ctr"), "echo", "via PATH")
-        assert result.returncode == 0 and result.stdout == "via PATH\n", result.describe()
+        assert (result.returncode, result.stdout) == (0, "via PATH\n"), result.describe()
         assert not daemon.ctr("containers", "ls", "-q").stdout.split()
     finally:
         daemon.stop()

@@ -16,6 +16,7 @@ import pytest
 from harness import host
 from harness.daemons import CONTAINERD, Containerd
 from harness.images import BUSYBOX, PAUSE, Images
+from harness.scenario import TERM_HANDLER, require
 
 grpc = pytest.importorskip("grpc")
 cri = pytest.importorskip("cri_api.v1.api_pb2")

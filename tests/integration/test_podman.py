@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,16 +12,14 @@ import pytest
 from harness.commands import wait_until
 from harness.daemons import CONMON, PODMAN, Podman
 from harness.images import BUSYBOX, Images
-
-
+from harness.scenario import SHELL_PROMPT, TERM_HANDLER, TTY_SESSION, assert_tty_session, new_name, require
 
 
 @pytest.fixture(scope="module", params=["flags", "containers.conf"])
 def podman_session(request: pytest.FixtureRequest, runtime: str, images: Images, base_dir: Path) -> Podman:
     require(PODMAN, CONMON)
-    variant = request.param
-    client = Podman(base_dir / ("pm-conf" if variant == "containers.conf" else "pm-flags"), runtime,
-                    containers_conf=variant == "containers.conf")
+    conf = request.param == "containers.conf"
+    client = Podman(base_dir / ("pm-conf" if conf else "pm-flags"), runtime, containers_conf=conf)
     client("load", "-i", str(images.busybox_docker)).check()
     return client
 
@@ -37,14 +34,6 @@ def podman(podman_session: Podman) -> Iterator[Podman]:
     assert not left, f"scenario left containers: {left}"
 
 
-def status(podman: Podman, name: str) -> str:
-    return podman("inspect", "--format", "{{.State.Status}}", name).check().stdout.strip()
-
-
-def exit_code(podman: Podman, name: str) -> int:
-    return int(podman("inspect", "--format", "{{.State.ExitCode}}", name).check().stdout)
-
-
 @pytest.fixture
 def running(podman: Podman) -> Iterator[str]:
     """A detached container whose init handles SIGTERM (removed afterwards)."""
@@ -55,49 +44,50 @@ def running(podman: Podman) -> Iterator[str]:
     podman("rm", "-f", "-t", "0", name)
 
 
+def test_info_names_the_runtime(podman: Podman, runtime: str) -> None:
+    assert podman.info("{{.Host.OCIRuntime.Path}}") == runtime
+
+
 def test_run_rm_output_and_exit_status(podman: Podman) -> None:
     result = podman("run", "--rm", BUSYBOX, "sh", "-c", "echo hi; echo oops >&2; exit 3")
     assert result.returncode == 3, result.describe()
-    assert result.stdout == "hi\n" and "oops" in result.stderr, result.describe()
+    assert (result.stdout, result.stderr) == ("hi\n", "oops\n"), result.describe()
 
 
 def test_run_it(podman: Podman) -> None:
-    result = podman.in_pty("run", "--rm", "-it", BUSYBOX, "sh", send="tty; echo $((6*7)); exit 5\r", after="# ")
-    assert result.returncode == 5, result.describe()
-    assert "/dev/pts/0" in result.stdout and "42" in result.stdout, result.describe()
+    assert_tty_session(podman.in_pty("run", "--rm", "-it", BUSYBOX, "sh", send=TTY_SESSION.format(status=5),
+                                     after=SHELL_PROMPT), 5)
 
 
 def test_run_d_and_exec(podman: Podman, running: str) -> None:
-    assert status(podman, running) == "running"
+    assert podman.inspect(running, "{{.State.Status}}") == "running"
     result = podman("exec", running, "sh", "-c", "echo exec-out; exit 4")
-    assert result.returncode == 4 and result.stdout == "exec-out\n", result.describe()
+    assert (result.returncode, result.stdout) == (4, "exec-out\n"), result.describe()
 
 
 def test_exec_it(podman: Podman, running: str) -> None:
-    result = podman.in_pty("exec", "-it", running, "sh", send="tty; echo $((6*7)); exit 6\r", after="# ")
-    assert result.returncode == 6, result.describe()
-    assert re.search(r"/dev/pts/\d+", result.stdout) and "42" in result.stdout, result.describe()
+    assert_tty_session(podman.in_pty("exec", "-it", running, "sh", send=TTY_SESSION.format(status=6),
+                                     after=SHELL_PROMPT), 6)
 
 
 def test_pause_unpause(podman: Podman, running: str) -> None:
     podman("pause", running).check()
-    assert status(podman, running) == "paused"
+    assert podman.inspect(running, "{{.State.Status}}") == "paused"
     podman("unpause", running).check()
-    assert status(podman, running) == "running"
+    assert podman.inspect(running, "{{.State.Status}}") == "running"
     assert podman("exec", running, "true").returncode == 0
 
 
 def test_stop_sends_term(podman: Podman, running: str) -> None:
     podman("stop", "-t", "10", running).check()
-    assert status(podman, running) == "exited"
-    assert exit_code(podman, running) == 7
+    assert podman.inspect(running, "{{.State.Status}} {{.State.ExitCode}}") == "exited 7"
     assert "got TERM" in podman("logs", running).stdout
 
 
 def test_kill(podman: Podman, running: str) -> None:
     podman("kill", running).check()
-    wait_until(lambda: status(podman, running) == "exited", f"{running} to exit")
-    assert exit_code(podman, running) == 137
+    wait_until(lambda: podman.inspect(running, "{{.State.Status}}") == "exited", f"{running} to exit")
+    assert podman.inspect(running, "{{.State.ExitCode}}") == "137"
 
 
 def test_rm_f_running(podman: Podman) -> None:

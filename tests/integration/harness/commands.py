@@ -32,31 +32,20 @@ class Result:
         return self
 
 
-def run(argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, env: Mapping[str, str] | None = None,
-        input: str | None = None) -> Result:
-    """Run to completion. Output goes through files, not pipes, so a daemon or container that inherits
-    stdout (a shim, conmon) cannot keep this call waiting."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.run(
-            list(argv), input=input.encode() if input is not None else None,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            stdout=out, stderr=err, timeout=timeout, env=env,
-        )
-        out.seek(0)
-        err.seek(0)
-        return Result(list(argv), proc.returncode, out.read().decode(errors="replace"),
-                      err.read().decode(errors="replace"))
-
-
 class Background:
-    """A client command left running (e.g. `ctr run` of a long container) whose result is collected later."""
+    """A client command started now whose result is collected by `wait()`. Output goes through files, not
+    pipes, so a daemon or container that inherits stdout (a shim, conmon) cannot keep the caller waiting."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None, input: str | None = None) -> None:
         self.argv = list(argv)
-        self._out = tempfile.TemporaryFile()
-        self._err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
-                                     env=env)
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115  (closed by wait())
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
+                                     stdout=self._out, stderr=self._err, env=env)
+        if input is not None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(input.encode())
+            self.proc.stdin.close()
 
     def wait(self, timeout: float = DEFAULT_TIMEOUT) -> Result:
         try:
@@ -65,12 +54,19 @@ class Background:
             self.proc.kill()
             self.proc.wait()
             raise
-        outputs = []
-        for f in (self._out, self._err):
-            f.seek(0)
-            outputs.append(f.read().decode(errors="replace"))
-            f.close()
+        finally:
+            outputs = []
+            for f in (self._out, self._err):
+                f.seek(0)
+                outputs.append(f.read().decode(errors="replace"))
+                f.close()
         return Result(self.argv, returncode, *outputs)
+
+
+def run(argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, env: Mapping[str, str] | None = None,
+        input: str | None = None) -> Result:
+    """Run to completion (see Background)."""
+    return Background(argv, env, input).wait(timeout)
 
 
 def run_in_pty(argv: Sequence[str], *, send: str | None = None, after: str | None = None,

@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from harness.commands import Result, read_text, run, run_in_pty, wait_until
 from helpers import process_gone
+
+from harness.commands import Result, read_text, run, run_in_pty, wait_until
 
 CONTAINERD = "/usr/bin/containerd"
 CTR = "/usr/bin/ctr"
@@ -192,88 +193,99 @@ def containerd_config(base: Path, *, cri: bool, runtime: str | None, sandbox_ima
     return "\n".join(lines) + "\n"
 
 
-class Dockerd:
-    """dockerd on an existing containerd, with data/exec roots, pidfile, socket and config in `base`.
+class EngineClient:
+    """A docker-compatible command line (docker, podman): `run` gets the harness's run options."""
 
-    The runtime is added as `testrt` by `--add-runtime`, or with `default_runtime` in daemon.json as
-    a runtime that is also the `default-runtime`."""
-
-    def __init__(self, base: Path, containerd: Containerd, runtime: str, *, default_runtime: bool = False) -> None:
-        base.mkdir(parents=True, exist_ok=True)
-        self.base = base
-        self.socket = base / "docker.sock"
-        self.exec_root = base / "exec"
-        config: dict = {
-            "exec-opts": ["native.cgroupdriver=cgroupfs"],
-            "iptables": False, "ip6tables": False, "ip-forward": False, "ip-masq": False, "bridge": "none",
-            "deprecated-key-path": str(base / "key.json"),  # else /etc/docker/key.json is written
-        }
-        runtime_flags = []
-        if default_runtime:
-            config["runtimes"] = {"testrt": {"path": runtime}}
-            config["default-runtime"] = "testrt"
-        else:
-            runtime_flags = ["--add-runtime", f"testrt={runtime}"]
-        self.config = base / "daemon.json"
-        self.config.write_text(json.dumps(config, indent=2))
-        argv = [DOCKERD, "--config-file", str(self.config), "--data-root", str(base / "data"),
-                "--exec-root", str(self.exec_root), "--pidfile", str(base / "docker.pid"),
-                "-H", f"unix://{self.socket}", "--containerd", str(containerd.socket), *runtime_flags]
-        self.daemon = Daemon("dockerd", argv, base / "dockerd.log", self._ready)
-
-    def _ready(self) -> bool:
-        return self.socket.is_socket() and run([DOCKER, "-H", f"unix://{self.socket}", "version"]).returncode == 0
-
-    @property
-    def runtime_root(self) -> Path:
-        """Where dockerd's shims keep the runtime's state (`--root`) for every runc-type runtime."""
-        return self.exec_root / "runtime-runc" / "moby"
-
-    def docker_argv(self, *args: str) -> list[str]:
-        return [DOCKER, "-H", f"unix://{self.socket}", *args]
-
-    def docker(self, *args: str, timeout: float = 30.0) -> Result:
-        return run(self.docker_argv(*args), timeout=timeout)
-
-    def stop(self) -> None:
-        self.daemon.stop()
-
-
-class Podman:
-    """podman with its own root, runroot and tmpdir in `base` (no daemon), driving conmon and the runtime.
-
-    With `containers_conf`, the runtime is named `testrt` in a CONTAINERS_CONF file that also lists it in
-    runtime_supports_json (conmon then passes `--log-format=json --log`); otherwise flags say it all."""
-
-    def __init__(self, base: Path, runtime: str, *, containers_conf: bool = False) -> None:
-        self.base = base
-        for sub in ("root", "runroot", "tmp"):
-            (base / sub).mkdir(parents=True, exist_ok=True)
-        self.env = dict(os.environ)
-        self.global_args = [
-            "--root", str(base / "root"), "--runroot", str(base / "runroot"), "--tmpdir", str(base / "tmp"),
-            "--cgroup-manager", "cgroupfs", "--events-backend", "file",
-        ]
-        self.run_args = ["--network", "none", *(f"--ulimit={k}={v}" for k, v in ULIMITS.items())]
-        if containers_conf:
-            conf = base / "containers.conf"
-            conf.write_text(podman_containers_conf(runtime))
-            self.env["CONTAINERS_CONF"] = str(conf)
-            self.run_args = []
-        else:
-            self.global_args += ["--runtime", runtime, "--conmon", CONMON]
+    def __init__(self, base_argv: list[str], run_options: list[str], env: Mapping[str, str] | None = None) -> None:
+        self.base_argv = base_argv
+        self.run_options = run_options
+        self.env = env
 
     def argv(self, *args: str) -> list[str]:
-        """`podman GLOBAL args...`, with the run flags inserted after `run`/`create` subcommands."""
         if args and args[0] in ("run", "create"):
-            args = (args[0], *self.run_args, *args[1:])
-        return [PODMAN, *self.global_args, *args]
+            args = (args[0], *self.run_options, *args[1:])
+        return [*self.base_argv, *args]
 
     def __call__(self, *args: str, timeout: float = 30.0) -> Result:
         return run(self.argv(*args), timeout=timeout, env=self.env)
 
     def in_pty(self, *args: str, send: str, after: str) -> Result:
         return run_in_pty(self.argv(*args), send=send, after=after, env=self.env)
+
+    def inspect(self, name: str, template: str) -> str:
+        return self("inspect", "--format", template, name).check().stdout.strip()
+
+    def info(self, template: str) -> str:
+        return self("info", "--format", template).check().stdout.strip()
+
+
+class Dockerd(EngineClient):
+    """dockerd on an existing containerd, with data/exec roots, pidfile, socket and config in `base`, and
+    the docker client on it (containers get no network).
+
+    The runtime is added as `testrt` by `--add-runtime` (and `run` gets `--runtime testrt`), or with
+    `default_runtime` in daemon.json as a runtime that is also the `default-runtime`."""
+
+    def __init__(self, base: Path, containerd: Containerd, runtime: str, *, default_runtime: bool = False) -> None:
+        base.mkdir(parents=True, exist_ok=True)
+        self.socket = base / "docker.sock"
+        self.exec_root = base / "exec"
+        self.default_runtime = default_runtime
+        config: dict = {
+            "exec-opts": ["native.cgroupdriver=cgroupfs"],
+            "iptables": False, "ip6tables": False, "ip-forward": False, "ip-masq": False, "bridge": "none",
+            "deprecated-key-path": str(base / "key.json"),  # else /etc/docker/key.json is written
+        }
+        runtime_flags = []
+        run_options = ["--network", "none"]
+        if default_runtime:
+            config["runtimes"] = {"testrt": {"path": runtime}}
+            config["default-runtime"] = "testrt"
+        else:
+            runtime_flags = ["--add-runtime", f"testrt={runtime}"]
+            run_options += ["--runtime", "testrt"]
+        super().__init__([DOCKER, "-H", f"unix://{self.socket}"], run_options)
+        config_file = base / "daemon.json"
+        config_file.write_text(json.dumps(config, indent=2))
+        argv = [DOCKERD, "--config-file", str(config_file), "--data-root", str(base / "data"),
+                "--exec-root", str(self.exec_root), "--pidfile", str(base / "docker.pid"),
+                "-H", f"unix://{self.socket}", "--containerd", str(containerd.socket), *runtime_flags]
+        self.daemon = Daemon("dockerd", argv, base / "dockerd.log", self._ready)
+
+    def _ready(self) -> bool:
+        return self.socket.is_socket() and run(self.argv("version")).returncode == 0
+
+    @property
+    def runtime_root(self) -> Path:
+        """Where dockerd's shims keep the runtime's state (`--root`) for every runc-type runtime."""
+        return self.exec_root / "runtime-runc" / "moby"
+
+    def stop(self) -> None:
+        self.daemon.stop()
+
+
+class Podman(EngineClient):
+    """podman with its own root, runroot and tmpdir in `base` (no daemon), driving conmon and the runtime;
+    containers get no network and rlimits this machine can grant.
+
+    With `containers_conf`, all that and the runtime (named `testrt`, listed in runtime_supports_json so
+    conmon passes `--log-format=json --log`) come from a CONTAINERS_CONF file; otherwise from flags."""
+
+    def __init__(self, base: Path, runtime: str, *, containers_conf: bool = False) -> None:
+        for sub in ("root", "runroot", "tmp"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        argv = [PODMAN, "--root", str(base / "root"), "--runroot", str(base / "runroot"),
+                "--tmpdir", str(base / "tmp")]
+        if containers_conf:
+            conf = base / "containers.conf"
+            conf.write_text(podman_containers_conf(runtime))
+            env["CONTAINERS_CONF"] = str(conf)
+            super().__init__(argv, [], env)
+        else:
+            argv += ["--runtime", runtime, "--conmon", CONMON, "--cgroup-manager", "cgroupfs",
+                     "--events-backend", "file"]
+            super().__init__(argv, ["--network", "none", *(f"--ulimit={k}={v}" for k, v in ULIMITS.items())], env)
 
 
 def podman_containers_conf(runtime: str) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
 import pytest
+
+from harness.commands import Result
 
 # PID 1 of a container ignores the signals it has no handler for: this init handles SIGTERM (exit 7),
 # and says when it is up.
@@ -28,3 +31,9 @@ def require(*binaries: str) -> None:
     missing = [b for b in binaries if not Path(b).exists()]
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)} (make deps)")
+
+
+def assert_tty_session(result: Result, status: int) -> None:
+    """The shell typed TTY_SESSION at ran on a terminal, computed, and exited with `status`."""
+    assert result.returncode == status, result.describe()
+    assert re.search(r"/dev/pts/\d+", result.stdout) and "42" in result.stdout, result.describe()
