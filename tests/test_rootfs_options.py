@@ -221,3 +221,18 @@ def test_ridmap_reaches_submounts(config: dict, rootfs: Path, owned_dir: Path) -
         assert out.split() == ["5000", "5000"]
     finally:
         s.umount2(str(sub), s.MNT_DETACH)
+
+
+def test_idmapped_bind_prepared_on_host_for_user_namespace(config: dict, rootfs: Path, owned_dir: Path) -> None:
+    """In a user namespace the init cannot id-map a host filesystem; the clone made by the runtime before
+    the fork is attached instead."""
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "network"]
+    _with_mount(config, destination="/mnt/idmap", type="bind", source=str(owned_dir), options=["bind"],
+                uidMappings=[{"containerID": 1000, "hostID": 2000, "size": 10}],
+                gidMappings=[{"containerID": 1000, "hostID": 3000, "size": 10}])
+    flags = s.CLONE_NEWIPC
+    refused = sandbox(config, rootfs, "/bin/true", in_userns=True, extra_flags=flags)
+    assert refused.status != 0 and "mounts[7] (/mnt/idmap)" in refused.err
+    out = sandbox(config, rootfs, "/bin/stat", "-c", "%u %g", "/mnt/idmap/f", in_userns=True, extra_flags=flags,
+                  idmap_on_host=True).ok()
+    assert out == "2000 3001\n"

@@ -57,7 +57,8 @@ def parse_mountinfo(text: str) -> dict[str, Mount]:
 
 
 def _child(config: dict, bundle: str, rootfs: str, argv: list[str], no_pivot: bool, in_userns: bool,
-           before: Callable[[], None] | None, extra_flags: int, sync: tuple[int, int]) -> None:
+           before: Callable[[], None] | None, extra_flags: int, sync: tuple[int, int],
+           idmapped: dict[int, int] | None) -> None:
     if in_userns:  # the parent writes the maps (identity 0..65535) once the namespace exists
         syscalls.unshare(syscalls.CLONE_NEWUSER)
         os.write(sync[1], b"u")
@@ -69,7 +70,7 @@ def _child(config: dict, bundle: str, rootfs: str, argv: list[str], no_pivot: bo
         os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
     if before is not None:
         before()
-    rootfs_api.prepare_rootfs(config, bundle, rootfs, in_userns=in_userns)
+    rootfs_api.prepare_rootfs(config, bundle, rootfs, in_userns=in_userns, idmapped=idmapped)
     rootfs_api.pivot_into(rootfs, no_pivot=no_pivot)
     rootfs_api.finalize_rootfs(config)
     os.execv(argv[0], argv)
@@ -77,10 +78,13 @@ def _child(config: dict, bundle: str, rootfs: str, argv: list[str], no_pivot: bo
 
 def sandbox(config: dict, rootfs: Path, *argv: str, bundle: Path | None = None, no_pivot: bool = False,
             in_userns: bool = False, before: Callable[[], None] | None = None, extra_flags: int = 0,
-            timeout: float = 20) -> Result:
+            idmap_on_host: bool = False, timeout: float = 20) -> Result:
     """Run `argv` in `rootfs` set up from `config`; an exception in the child ends it with status 111
     and its message (or traceback) on stderr. `in_userns`: inside a new user namespace (identity map of
-    ids 0-65535, so no mknod and sysfs needs a network namespace)."""
+    ids 0-65535, so no mknod and sysfs needs a network namespace). `idmap_on_host`: id-mapped binds are
+    prepared here before the fork (open_idmapped_mounts), as the runtime does for a user namespace."""
+    bundle_dir = str(bundle or rootfs.parent)
+    idmapped = rootfs_api.open_idmapped_mounts(config, bundle_dir) if idmap_on_host else None
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     to_parent, to_child = os.pipe(), os.pipe()
@@ -91,14 +95,16 @@ def sandbox(config: dict, rootfs: Path, *argv: str, bundle: Path | None = None, 
             os.close(err_r)
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
-            _child(config, str(bundle or rootfs.parent), str(rootfs), list(argv), no_pivot, in_userns, before,
-                   extra_flags, (to_child[0], to_parent[1]))
+            _child(config, bundle_dir, str(rootfs), list(argv), no_pivot, in_userns, before,
+                   extra_flags, (to_child[0], to_parent[1]), idmapped)
         except BaseException as err:  # everything is reported, nothing returns
             os.write(2, f"SANDBOX {type(err).__name__}: {err}\n{traceback.format_exc()}".encode())
         finally:
             os._exit(111)
     os.close(out_w)
     os.close(err_w)
+    for fd in (idmapped or {}).values():
+        os.close(fd)
     if in_userns and os.read(to_parent[0], 1) == b"u":
         for kind in ("uid_map", "gid_map"):
             Path(f"/proc/{pid}/{kind}").write_text("0 0 65536\n")

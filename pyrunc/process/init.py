@@ -47,13 +47,15 @@ def stage1_main(chan: Channel, ctx: InitContext) -> NoReturn:
 
         gc.disable()
         syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
-        syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)
         if ctx.cgroup is not None:
             ctx.cgroup.join(0)
         ns = ctx.namespaces
         if ns.enter_user():
             chan.send(Msg.USERNS_READY)
             chan.expect(Msg.MAPPED)
+        # Not dumpable from here on: no process of the container may ptrace us or open our /proc files.
+        # (Only now: an unprivileged parent must still open our uid_map, owned by root once undumpable.)
+        syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)
         if ns.has("user"):
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
