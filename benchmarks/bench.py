@@ -28,9 +28,9 @@ from harness import REPO, Runtime, Workspace, become_subreaper, first_line
 
 PYRUNC = REPO / ".venv" / "bin" / "pyrunc"
 FULL = {"base": 30, "run": 60, "life": 40, "seq": (100, 3), "par": (20, 8), "list": (200, 20), "exec": 40,
-        "mem_step_kib": 256, "imports": 5}
+        "mem_step_kib": 256, "imports": 5, "charged": 10}
 QUICK = {"base": 8, "run": 10, "life": 6, "seq": (20, 1), "par": (10, 2), "list": (20, 5), "exec": 8,
-         "mem_step_kib": 1024, "imports": 1}
+         "mem_step_kib": 1024, "imports": 2, "charged": 3}
 
 
 def find_runtime(name: str) -> str | None:
@@ -56,7 +56,11 @@ def precompile() -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "pyrunc")], check=True)
 
 
-def machine_facts(paths: dict[str, str]) -> list[str]:
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def machine_facts(paths: dict[str, str], load_before: str) -> list[str]:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "?")
     mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
@@ -71,6 +75,8 @@ def machine_facts(paths: dict[str, str]) -> list[str]:
         f"kernel: {platform.release()}; CPUs: {os.cpu_count()} x {cpu}; memory: {mem_kib // 1024} MiB",
         f"python: {platform.python_version()} ({sys.executable}); pyrunc tree: {commit or '?'}",
         "runtimes: " + ", ".join(versions),
+        f"load average (1, 5, 15 min) before: {load_before}; after: {load_average()} (wall times grow with it, "
+        "CPU times much less)",
     ]
 
 
@@ -92,14 +98,20 @@ def measure(ws: Workspace, runtimes: list[Runtime], cfg: dict) -> list[cases.Cas
     results.append(cases.concurrent(ws, runtimes, *cfg["par"]))
     log("list")
     results.append(cases.list_many(ws, runtimes, *cfg["list"]))
+    log("peak RSS during create")
+    results.append(cases.peak_rss(ws, runtimes, cfg["charged"]))
+    log("memory charged to the container")
+    results.append(cases.charged_memory(ws, runtimes, cfg["charged"]))
     log("smallest memory limit")
     results.append(cases.smallest_memory_limit(ws, runtimes, cfg["mem_step_kib"]))
-    order = ["run", "seq", "par", "create", "start", "state", "kill", "delete", "exec", "list", "rss", "memlimit"]
+    order = ["run", "seq", "par", "create", "start", "state", "kill", "delete", "exec", "list", "rss", "charged",
+             "memlimit"]
     return sorted(results, key=lambda c: order.index(c.key))
 
 
-def document(facts: list[str], table: list[list[str]], notes: list[str], costs: list[importtime.PathCost],
-             base: list[cases.Case], svg_name: str, quick: bool) -> str:
+def document(facts: list[str], tables: tuple[list[list[str]], list[list[str]]], notes: list[str],
+             costs: list[importtime.PathCost], base: list[cases.Case], svg_name: str, quick: bool) -> str:
+    table, cpu_table = tables
     floor = "; ".join(f"{c.title}: {c.median('host'):.1f} ms" for c in base)
     parts = [
         "## Measured " + ("(--quick run: few iterations)" if quick else "(make bench)"),
@@ -110,13 +122,19 @@ def document(facts: list[str], table: list[list[str]], notes: list[str], costs: 
         "",
         "Medians (p90 in brackets) of per-call wall time, each runtime spawned with `posix_spawn` and reaped with "
         "`wait4` by the benchmark (a subreaper, like a shim); runtimes alternate every iteration. Peak RSS is "
-        "`ru_maxrss` from `wait4` on the runtime process: the larger of its own and of the children it reaped "
-        "(pyrunc's stage-1 fork), not the container's init.",
+        "GNU time's `%M` of `create` (the runtime process and the children it reaped, i.e. pyrunc's stage-1 fork; "
+        "not the container's init). Memory charged = `memory.max_usage_in_bytes` of the container's cgroup after "
+        "`true` ran, before delete.",
+        "",
+        "CPU time (user + system) of the same calls, from `wait4`: the runtime process and the children it "
+        "reaped (pyrunc's stage-1, runc's `runc init` parent stage), not the container's process:",
+        "",
+        report.markdown_table(cpu_table),
     ]
     if notes:
         parts += ["", "Notes:", *(f"- {note}" for note in notes)]
     parts += ["", f"![distributions](./{svg_name})", "", "### Import cost of each command path (ms, `-X importtime`, "
-              "medians of self times)", "", importtime_note(), "", report.import_table(costs)]
+              "smallest self time per module over the runs)", "", importtime_note(), "", report.import_table(costs)]
     return "\n".join(parts)
 
 
@@ -135,6 +153,7 @@ def main() -> int:
         sys.exit("bench: must run as root")
     out = args.out or (None if args.quick else str(REPO / "docs" / "performance.md"))
     cfg = QUICK if args.quick else FULL
+    load_before = load_average()
     become_subreaper()
     precompile()
     ws = Workspace()
@@ -167,8 +186,10 @@ def main() -> int:
             log(f"cleanup: {problem}")
     names = [name for name in found if name != "crun" or "crun" in {rt.name for rt in runtimes}]
     table = report.rows(results, names)
+    cpu_table = report.cpu_rows(results, names)
     notes = [f"{line} (skipped)" for line in skipped] + report.notes(results)
     print(report.text_table(table))
+    print(report.text_table(cpu_table))
     for note in notes:
         print(f"note: {note}")
     for cost in costs:
@@ -179,8 +200,8 @@ def main() -> int:
         out_path = Path(out)
         svg_path = out_path.with_suffix(".svg")
         svg_path.write_text(report.svg_chart(results, names))
-        facts = machine_facts(found)
-        text = document(facts, table, notes, costs, base, svg_path.name, args.quick)
+        facts = machine_facts(found, load_before)
+        text = document(facts, (table, cpu_table), notes, costs, base, svg_path.name, args.quick)
         existing = out_path.read_text() if out_path.exists() else ""
         out_path.write_text(report.splice(existing, text))
         log(f"wrote {out_path} and {svg_path}")

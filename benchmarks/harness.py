@@ -2,9 +2,8 @@
 
 Every runtime call is a `posix_spawn` + `wait4` pair timed with `perf_counter`, so the figure is the
 runtime's wall time plus a spawn cost that is the same for every runtime (the "spawn /bin/true" row
-of the report measures it). `wait4` also returns the peak RSS (`ru_maxrss`) of the runtime process:
-the largest of its own and of the descendants it reaped (pyrunc's stage-1; runc's `runc init` when it
-reaps it). The container's init is not included: it is reparented to us, not reaped by the runtime.
+of the report measures it). `wait4` also gives the CPU time of the runtime process and of the
+children it reaped (pyrunc's stage-1); the container's init is reparented to us, so it is not included.
 """
 
 from __future__ import annotations
@@ -36,8 +35,8 @@ class Call:
     """One finished runtime invocation."""
 
     seconds: float
+    cpu_seconds: float  # user + system time of the process and of the children it reaped
     status: int  # exit code, or -N for signal N
-    maxrss_kib: int
     stdout: str = ""
     stderr: str = ""
 
@@ -69,15 +68,18 @@ class Spawner:
         self._err = os.open(scratch / "stderr", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         self.env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
 
-    def start(self, argv: list[str], capture: bool = True) -> int:
-        """Start argv; with capture, its stdout and stderr go to the scratch files (truncated first)."""
+    def start(self, argv: list[str], capture: bool = True, stderr_path: str = "") -> int:
+        """Start argv; with capture, its stdout and stderr go to the scratch files (truncated first),
+        else to /dev/null, or stderr to `stderr_path` (for calls running side by side)."""
         if capture:
             for fd in (self._out, self._err):
                 os.ftruncate(fd, 0)
                 os.lseek(fd, 0, os.SEEK_SET)
         out, err = (self._out, self._err) if capture else (self._devnull, self._devnull)
-        actions = [(os.POSIX_SPAWN_DUP2, self._devnull, 0), (os.POSIX_SPAWN_DUP2, out, 1),
-                   (os.POSIX_SPAWN_DUP2, err, 2)]
+        actions: list[tuple] = [(os.POSIX_SPAWN_DUP2, self._devnull, 0), (os.POSIX_SPAWN_DUP2, out, 1),
+                                (os.POSIX_SPAWN_DUP2, err, 2)]
+        if stderr_path:
+            actions[2] = (os.POSIX_SPAWN_OPEN, 2, stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         return os.posix_spawn(argv[0], argv, self.env, file_actions=actions, setsigmask=())
 
     def _read(self, fd: int) -> str:
@@ -93,8 +95,12 @@ class Spawner:
         pid = self.start(argv)
         status, rusage = wait_for({pid})[pid]
         seconds = time.perf_counter() - t0
-        return Call(seconds, os.waitstatus_to_exitcode(status), rusage.ru_maxrss, self._read(self._out),
+        return Call(seconds, cpu_seconds(rusage), os.waitstatus_to_exitcode(status), self._read(self._out),
                     self._read(self._err))
+
+
+def cpu_seconds(rusage: os.struct_rusage) -> float:
+    return rusage.ru_utime + rusage.ru_stime
 
 
 def wait_for(pids: set[int], timeout: float = CALL_TIMEOUT) -> dict[int, tuple[int, os.struct_rusage]]:

@@ -8,7 +8,6 @@ interpreter start-up), so a regression points at the module that caused it.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 from dataclasses import dataclass, field
 
@@ -47,7 +46,8 @@ def group_of(module: str) -> str:
 
 @dataclass
 class PathCost:
-    """Median import costs of one command path over several runs."""
+    """Import costs of one command path: per module, the smallest self time over several runs (the least
+    disturbed by other work on the machine)."""
 
     command: str
     runs: list[dict[str, int]] = field(default_factory=list)
@@ -55,7 +55,7 @@ class PathCost:
 
     def module_ms(self) -> dict[str, float]:
         names = {name for run in self.runs for name in run}
-        return {name: statistics.median(run.get(name, 0) for run in self.runs) / 1000 for name in names}
+        return {name: min(run[name] for run in self.runs if name in run) / 1000 for name in names}
 
     def group_ms(self) -> dict[str, float]:
         totals = {"startup": 0.0, "stdlib": 0.0, "pyrunc": 0.0, "third-party": 0.0}

@@ -105,6 +105,13 @@ def test_tmpfs_options_and_data(rt: Runtime, bundle: Bundle) -> None:
     assert {"mode=700", "size=2048k", "nr_inodes=99"} <= mount["super"]
 
 
+def test_superblock_flags(rt: Runtime, bundle: Bundle) -> None:
+    """sync, dirsync, lazytime, mand are filesystem (superblock) flags: mountinfo's super options."""
+    _add(bundle, destination="/scratch", type="tmpfs", source="tmpfs", options=["sync", "dirsync", "lazytime",
+                                                                                  "mand"])
+    assert {"sync", "dirsync", "lazytime", "mand"} <= mountinfo(rt, bundle)["/scratch"]["super"]
+
+
 def test_readonly_tmpfs(rt: Runtime, bundle: Bundle) -> None:
     _add(bundle, destination="/scratch", type="tmpfs", source="tmpfs", options=["ro"])
     out = run_ok(rt, bundle, "sh", "-c", "grep ' /scratch ' /proc/self/mountinfo; touch /scratch/x 2>&1; true")
@@ -303,6 +310,39 @@ def test_idmapped_bind_mount(rt: Runtime, bundle: Bundle, tmp_path: Path, xfail_
     """config.md "Mounts": uidMappings/gidMappings "convert UIDs/GIDs from the source file system to the
     destination mount point" (runtime-spec 1.1)."""
     xfail_runc("runc 1.1.5 predates id-mapped mounts (runtime-spec 1.1, runc 1.2)")
+    source = tmp_path / "owned"
+    source.mkdir()
+    (source / "f").write_text("")
+    os.chown(source / "f", 1000, 1000)
+    _add(bundle, destination="/mnt/idmap", type="bind", source=str(source), options=["bind"],
+         uidMappings=[{"containerID": 1000, "hostID": 2000, "size": 10}],
+         gidMappings=[{"containerID": 1000, "hostID": 3000, "size": 10}])
+    assert run_ok(rt, bundle, "stat", "-c", "%u %g", "/mnt/idmap/f").strip() == "2000 3000"
+
+
+def _with_user_namespace(bundle: Bundle) -> None:
+    linux = bundle.config["linux"]
+    linux["namespaces"].append({"type": "user"})
+    linux["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+
+
+def test_sysfs_in_user_namespace_without_network_namespace(rt: Runtime, bundle: Bundle, xfail_runc) -> None:
+    """sysfs cannot be mounted from a user namespace that does not own the network namespace: the
+    host's /sys is bound instead (read-only as asked)."""
+    xfail_runc("runc 1.1.5 fails the sysfs mount with EPERM (runc 1.2 falls back to binding /sys)")
+    _with_user_namespace(bundle)
+    bundle.config["linux"]["namespaces"] = [ns for ns in bundle.config["linux"]["namespaces"]
+                                            if ns["type"] != "network"]
+    table = mountinfo(rt, bundle)
+    assert table["/sys"]["fstype"] == "sysfs" and "ro" in table["/sys"]["options"]
+
+
+def test_idmapped_bind_mount_in_user_namespace(rt: Runtime, bundle: Bundle, tmp_path: Path, xfail_runc) -> None:
+    """Id-mapped mounts in a container with its own user namespace: the runtime must id-map from the host
+    (the kernel refuses it from inside the container's user namespace)."""
+    xfail_runc("runc 1.1.5 predates id-mapped mounts (runtime-spec 1.1, runc 1.2)")
+    _with_user_namespace(bundle)
     source = tmp_path / "owned"
     source.mkdir()
     (source / "f").write_text("")

@@ -134,6 +134,18 @@ def sleeper() -> int:
     return 0
 
 
+def probe_devices() -> int:
+    """Bit 0: writing /dev/kmsg (c 1:11) denied, bit 1: reading it denied, bit 2: /dev/null denied."""
+    result = 0
+    for bit, (path, flags) in enumerate((("/dev/kmsg", os.O_WRONLY), ("/dev/kmsg", os.O_RDONLY),
+                                         ("/dev/null", os.O_RDWR))):
+        try:
+            os.close(os.open(path, flags))
+        except PermissionError:
+            result |= 1 << bit
+    return result
+
+
 def file_of(m, v1: tuple[str, str], v2: str) -> str:
     return os.path.join(m.path, v2) if PURE_V2 else os.path.join(m.paths[v1[0]], v1[1])
 
@@ -199,11 +211,15 @@ def test_bad_values_fail_with_one_line_and_leave_nothing(cg):
         assert not any(os.path.exists(os.path.join(root, PARENT)) for root in hierarchy_roots())
 
 
-def test_unified_key_needs_a_v2_file(cg):
-    m = cg.manager({"unified": {"memory.no_such_file": "1"}})
-    with pytest.raises(CgroupError, match=r"memory\.no_such_file"):
-        m.create()
-    assert not any(os.path.exists(d) for d in m.dirs())
+@pytest.mark.skipif(not PURE_V2 and not os.path.exists("/sys/fs/cgroup/unified/cgroup.procs"), reason="no cgroup2")
+def test_unified_keys_are_written_to_the_v2_cgroup_and_unknown_ones_refused(cg):
+    m = cg.manager({"unified": {"cgroup.max.descendants": "5"}})
+    m.create()
+    assert fs.read(os.path.join(m.path if PURE_V2 else m.unified, "cgroup.max.descendants")) == "5"
+    bad = cg.manager({"unified": {"cgroup.no_such_file": "1"}}, sub="bad")
+    with pytest.raises(CgroupError, match=r"cgroup\.no_such_file: not supported"):
+        bad.create()
+    assert not any(os.path.exists(d) for d in bad.dirs())
 
 
 # -- limits that bite -------------------------------------------------------------------------------
@@ -280,17 +296,11 @@ def test_device_rules_allow_and_deny_opening(cg):
                                 {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}]})
     m.create()
 
-    def probe() -> int:
-        result = 0
-        for bit, (path, flags) in enumerate((("/dev/kmsg", os.O_WRONLY), ("/dev/kmsg", os.O_RDONLY),
-                                             ("/dev/null", os.O_RDWR))):
-            try:
-                os.close(os.open(path, flags))
-            except PermissionError:
-                result |= 1 << bit
-        return result
-
-    assert os.waitstatus_to_exitcode(cg.wait(cg.spawn(m, probe))) == 0b010  # only reading kmsg denied
+    assert os.waitstatus_to_exitcode(cg.wait(cg.spawn(m, probe_devices))) == 0b010  # only reading kmsg denied
+    m.update({"devices": [{"allow": True, "access": "rwm"}]})
+    assert os.waitstatus_to_exitcode(cg.wait(cg.spawn(m, probe_devices))) == 0
+    m.update({"devices": [{"allow": False, "access": "rwm"}]})
+    assert os.waitstatus_to_exitcode(cg.wait(cg.spawn(m, probe_devices))) == 0b011
 
 
 def test_update_changes_a_running_child_and_check_before_update_refuses(cg):
@@ -414,3 +424,35 @@ def test_a_file_the_host_lacks_is_an_error_naming_it(cg):
     with pytest.raises(CgroupError, match=r"hugetlb\.3MB\.(limit_in_bytes|max)"):
         m.create()
     assert not any(os.path.exists(d) for d in m.dirs())
+
+
+@needs_hybrid_unified
+def test_v2_manager_on_the_hybrid_cgroup2_mount(cg):
+    """Join, BPF devices, cgroup.freeze, cgroup.kill and removal of the v2 manager on a real cgroup2.
+
+    The directories are made by the test: create() would enable controllers in the host's root
+    subtree_control, which on this host belongs to the machine (the pure-v2 VM covers create())."""
+    from pyrunc.cgroups.devices import container_rules
+    from pyrunc.cgroups.v2 import V2Manager
+
+    root = "/sys/fs/cgroup/unified"
+    parent, leaf = os.path.join(root, PARENT), os.path.join(root, PARENT, "v2")
+    os.makedirs(leaf)
+    m = V2Manager(leaf, root=root, created=[parent, leaf])
+    cg.managers.append(m)
+    m.device_rules = container_rules({"linux": {"resources": {"devices": [
+        {"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}]}}})
+    m.apply_devices()
+
+    assert os.waitstatus_to_exitcode(cg.wait(cg.spawn(m, probe_devices))) == 0b010
+    pid = cg.spawn(m, sleeper)
+    assert m.pids() == [pid]
+    m.freeze()
+    assert m.is_frozen()
+    assert "frozen 1" in fs.read(os.path.join(leaf, "cgroup.events")).splitlines()
+    m.thaw()
+    assert not m.is_frozen()
+    m.signal_all(signal.SIGKILL)  # through cgroup.kill
+    assert os.WTERMSIG(cg.wait(pid)) == signal.SIGKILL
+    m.destroy()
+    assert not os.path.exists(parent)

@@ -136,6 +136,12 @@ def test_plan_v2_converts_v1_values():
     assert plan[11].fallback == ("io.weight", "8:0 5960")
 
 
+def test_plan_v2_swap_equal_to_the_limit_disables_swap():
+    plan = resources.plan_v2({"memory": {"limit": 8 << 20, "swap": 8 << 20}})
+    assert [(w.file, w.value) for w in plan] == [("memory.swap.max", "0"), ("memory.max", str(8 << 20))]
+    assert [w.file for w in resources.plan_v2({"memory": {"limit": 8 << 20}})] == ["memory.max"]
+
+
 def test_plan_v2_unlimited_values_are_max():
     plan = resources.plan_v2({"memory": {"limit": -1}, "cpu": {"quota": -1, "period": 100000}, "pids": {"limit": -1}})
     assert [(w.file, w.value) for w in plan] == [
@@ -382,6 +388,17 @@ def test_fake_v1_missing_file_is_an_error_naming_it(tmp_path):
         m.create()
     m.resources = {"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}
     with pytest.raises(CgroupError, match=r"hugetlb\.2MB\.limit_in_bytes: the hugetlb controller is not mounted"):
+        m.create()
+
+
+def test_rootless_without_limits_runs_without_cgroups_but_limits_need_them():
+    m = V1Manager({"pids": "/proc/pyrunc-cannot-mkdir-here/ctr"})
+    m.rootless = True
+    m.create()
+    assert (m.dirs(), m.pids(), m.to_state()["paths"]) == ([], [], {})
+    m = V1Manager({"pids": "/proc/pyrunc-cannot-mkdir-here/ctr"})
+    m.rootless, m.resources = True, {"pids": {"limit": 5}}
+    with pytest.raises(CgroupError, match="mkdir /proc/pyrunc-cannot-mkdir-here"):
         m.create()
 
 

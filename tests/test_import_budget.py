@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import REPO, Bundle, Runtime, new_id, process_gone, runtime_path
+from helpers import REPO, Bundle, new_id, process_gone, runtime_path
 
 FORBIDDEN = {"click", "jsonschema", "pyroute2", "seccomp", "pyseccomp"}
 PYRUNC = REPO / ".venv" / "bin" / "pyrunc"
@@ -75,21 +75,31 @@ def test_list(tmp_path: Path, args: tuple[str, ...]) -> None:
     assert_lean(tmp_path / "state", *args)
 
 
-def test_container_lifecycle(rt: Runtime, bundle: Bundle, state_root: Path, tmp_path: Path, leak_check: None) -> None:
-    """create (as containerd's shim calls it), state, start, exec, kill, delete of a real container."""
+def _create(bundle: Bundle, state_root: Path, tmp_path: Path, *log: str) -> tuple[str, int]:
+    """create a `sleep` container the way containerd's shim does; return its id and init pid."""
     container_id = new_id()
     bundle.set_args("sleep", "3600")
     bundle.write(container_id)
-    log = ("--log", str(tmp_path / "log.json"), "--log-format", "json")
     assert_lean(state_root, *log, "create", "--bundle", str(bundle.path), "--pid-file", str(tmp_path / "pid"),
                 container_id)
-    pid = int((tmp_path / "pid").read_text())
+    return container_id, int((tmp_path / "pid").read_text())
+
+
+def test_container_lifecycle(bundle: Bundle, state_root: Path, tmp_path: Path, leak_check: None) -> None:
+    """create, state, start, kill, delete of a real container, with the shim's --log flags."""
+    log = ("--log", str(tmp_path / "log.json"), "--log-format", "json")
+    container_id, pid = _create(bundle, state_root, tmp_path, *log)
     assert_lean(state_root, *log, "state", container_id)
     assert_lean(state_root, *log, "start", container_id)
-    assert_lean(state_root, *log, "exec", container_id, "true")
     assert_lean(state_root, *log, "kill", container_id, "KILL")
     assert process_gone(pid)
     assert_lean(state_root, *log, "delete", container_id)
+
+
+def test_exec(bundle: Bundle, state_root: Path, tmp_path: Path, leak_check: None) -> None:
+    container_id, _ = _create(bundle, state_root, tmp_path)
+    assert_lean(state_root, "start", container_id)
+    assert_lean(state_root, "exec", container_id, "true")
 
 
 def test_run(bundle: Bundle, state_root: Path, leak_check: None) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import test_rootfs_sandbox as sb
 from test_rootfs_sandbox import mountinfo, sandbox
 
+from pyrunc import rootfs as rootfs_api
 from pyrunc import syscalls
 from pyrunc.rootfs import devices
 
@@ -66,3 +68,16 @@ def test_user_namespace_binds_host_devices_and_sys(config: dict, rootfs: Path) -
 def test_user_namespace_with_network_namespace_mounts_sysfs(config: dict, rootfs: Path) -> None:
     mounts = mountinfo(config, rootfs, in_userns=True, extra_flags=syscalls.CLONE_NEWNET | syscalls.CLONE_NEWIPC)
     assert mounts["/sys"].fstype == "sysfs" and mounts["/sys"].root == "/"
+
+
+def test_console_is_the_pty_slave(config: dict, rootfs: Path) -> None:
+    def console() -> None:
+        _, slave = os.openpty()  # the container's own devpts, through /dev/ptmx -> pts/ptmx
+        rootfs_api.mount_console(slave)
+        os.close(slave)
+
+    out = sandbox(config, rootfs, "/bin/sh", "-c", "grep ' /dev/console ' /proc/self/mountinfo; ls -ln /dev/console",
+                  after_pivot=console).ok()
+    mount_line, ls_line = out.splitlines()
+    assert " devpts " in mount_line and mount_line.split()[3].startswith("/")
+    assert ls_line.startswith("c")

@@ -211,3 +211,12 @@ def test_unknown_filesystem_type_is_one_line(config: dict, rootfs: Path) -> None
     config["mounts"].append({"destination": "/x", "type": "nosuchfs", "source": "x"})
     result = sandbox(config, rootfs, "/bin/true")
     assert "SANDBOX RootfsError: mounts[7] (/x): unknown filesystem type 'nosuchfs'" in result.err
+
+
+def test_symlink_loop_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    root_dir = tmp_path / "root"
+    root_dir.mkdir()
+    os.symlink("/b", root_dir / "a")
+    os.symlink("/a", root_dir / "b")
+    with Root(str(root_dir)) as root, pytest.raises(OSError):
+        root.make_dirs("/a/x")

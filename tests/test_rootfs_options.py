@@ -236,3 +236,26 @@ def test_idmapped_bind_prepared_on_host_for_user_namespace(config: dict, rootfs:
     out = sandbox(config, rootfs, "/bin/stat", "-c", "%u %g", "/mnt/idmap/f", in_userns=True, extra_flags=flags,
                   idmap_on_host=True).ok()
     assert out == "2000 3001\n"
+
+
+def test_bind_in_user_namespace_keeps_locked_flags(config: dict, rootfs: Path, tmp_path: Path) -> None:
+    """In a user namespace nosuid/nodev/noexec of the source are locked: a read-only bind of it must keep
+    them (a plain MS_REMOUNT with only MS_RDONLY would fail with EPERM)."""
+    source = tmp_path / "locked"
+    source.mkdir()
+    s.mount("tmpfs", str(source), "tmpfs", s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC, "size=1m")
+    try:
+        config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "network"]
+        _with_mount(config, destination="/mnt/locked", type="bind", source=str(source), options=["bind", "ro"])
+        mount = mountinfo(config, rootfs, in_userns=True, extra_flags=s.CLONE_NEWIPC)["/mnt/locked"]
+        assert {"ro", "nosuid", "nodev", "noexec"} <= mount.options
+    finally:
+        s.umount2(str(source), s.MNT_DETACH)
+
+
+def test_superblock_flags_and_recursive_word_on_new_mount(config: dict, rootfs: Path) -> None:
+    _with_mount(config, destination="/s", type="tmpfs", source="tmpfs",
+                options=["sync", "dirsync", "lazytime", "mand", "rnoexec"])
+    mount = mountinfo(config, rootfs)["/s"]
+    assert {"sync", "dirsync", "lazytime", "mand"} <= mount.super_options
+    assert "noexec" in mount.options

@@ -58,7 +58,7 @@ def parse_mountinfo(text: str) -> dict[str, Mount]:
 
 def _child(config: dict, bundle: str, rootfs: str, argv: list[str], no_pivot: bool, in_userns: bool,
            before: Callable[[], None] | None, extra_flags: int, sync: tuple[int, int],
-           idmapped: dict[int, int] | None) -> None:
+           idmapped: dict[int, int] | None, after_pivot: Callable[[], None] | None) -> None:
     if in_userns:  # the parent writes the maps (identity 0..65535) once the namespace exists
         syscalls.unshare(syscalls.CLONE_NEWUSER)
         os.write(sync[1], b"u")
@@ -72,13 +72,16 @@ def _child(config: dict, bundle: str, rootfs: str, argv: list[str], no_pivot: bo
         before()
     rootfs_api.prepare_rootfs(config, bundle, rootfs, in_userns=in_userns, idmapped=idmapped)
     rootfs_api.pivot_into(rootfs, no_pivot=no_pivot)
+    if after_pivot is not None:
+        after_pivot()
     rootfs_api.finalize_rootfs(config)
     os.execv(argv[0], argv)
 
 
 def sandbox(config: dict, rootfs: Path, *argv: str, bundle: Path | None = None, no_pivot: bool = False,
             in_userns: bool = False, before: Callable[[], None] | None = None, extra_flags: int = 0,
-            idmap_on_host: bool = False, timeout: float = 20) -> Result:
+            idmap_on_host: bool = False, after_pivot: Callable[[], None] | None = None,
+            timeout: float = 20) -> Result:
     """Run `argv` in `rootfs` set up from `config`; an exception in the child ends it with status 111
     and its message (or traceback) on stderr. `in_userns`: inside a new user namespace (identity map of
     ids 0-65535, so no mknod and sysfs needs a network namespace). `idmap_on_host`: id-mapped binds are
@@ -96,7 +99,7 @@ def sandbox(config: dict, rootfs: Path, *argv: str, bundle: Path | None = None, 
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
             _child(config, bundle_dir, str(rootfs), list(argv), no_pivot, in_userns, before,
-                   extra_flags, (to_child[0], to_parent[1]), idmapped)
+                   extra_flags, (to_child[0], to_parent[1]), idmapped, after_pivot)
         except BaseException as err:  # everything is reported, nothing returns
             os.write(2, f"SANDBOX {type(err).__name__}: {err}\n{traceback.format_exc()}".encode())
         finally:
@@ -225,3 +228,11 @@ def test_host_mount_table_unchanged(config: dict, rootfs: Path) -> None:
 def test_no_pivot(config: dict, rootfs: Path) -> None:
     mounts = mountinfo(config, rootfs, no_pivot=True)
     assert "/proc" in mounts and "ro" in mounts["/"].options
+
+
+def test_readonly_file_and_missing_paths(config: dict, rootfs: Path) -> None:
+    config["root"]["readonly"] = False
+    config["linux"]["readonlyPaths"] = ["/etc/passwd", "/no/such/file"]
+    config["linux"]["maskedPaths"] = ["/no/such/dir"]
+    out = sandbox(config, rootfs, "/bin/sh", "-c", "{ echo x >> /etc/passwd; } 2>&1; touch /ok && echo root-rw").ok()
+    assert "Read-only file system" in out and "root-rw" in out

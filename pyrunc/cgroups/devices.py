@@ -85,15 +85,20 @@ def parse_resource_rules(entries: list, where: str = "linux.resources.devices") 
     return rules
 
 
-def container_rules(config: dict) -> list[Rule]:
-    """Every rule for a new container, deny-all first."""
+def linux_device_rules(config: dict) -> list[Rule]:
+    """Each device `linux.devices` creates is allowed with every access."""
+    devices = (config.get("linux") or {}).get("devices") or []
+    return [_allowed("b" if d["type"] == "b" else "c", d["major"], d["minor"])
+            for d in devices if d.get("type") in ("c", "u", "b")]
+
+
+def container_rules(config: dict, extra: list[Rule] | None = None) -> list[Rule]:
+    """Every rule for a container, deny-all first; `extra` replaces the linux.devices ones (for update)."""
     linux = config.get("linux") or {}
     rules = [Rule(False, "a", WILDCARD, WILDCARD, "rwm")]
     rules += parse_resource_rules((linux.get("resources") or {}).get("devices") or [])
     rules += DEFAULT_ALLOWED
-    for device in linux.get("devices") or []:
-        if device.get("type") in ("c", "u", "b"):
-            rules.append(_allowed("b" if device["type"] == "b" else "c", device["major"], device["minor"]))
+    rules += linux_device_rules(config) if extra is None else extra
     return rules
 
 

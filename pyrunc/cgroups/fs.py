@@ -87,15 +87,15 @@ def mkdirs(path: str) -> list[str]:
     return created
 
 
-def remove_dirs(created: list[str], busy_wait: float = 0.0) -> list[str]:
+def remove_dirs(created: list[str], leaves: frozenset[str] = frozenset(), busy_wait: float = 0.0) -> list[str]:
     """rmdir the given directories deepest first; return the ones still present.
 
-    Only the deepest (the container's own cgroup) waits up to `busy_wait` seconds on EBUSY, while the
-    last tasks exit; an intermediate directory that is busy is shared with someone else and is left.
+    A directory in `leaves` (a container's own cgroup) is retried on EBUSY until `busy_wait` seconds have
+    passed, while its last tasks exit; any other busy directory is shared with someone else and is left.
     """
+    deadline = time.monotonic() + busy_wait
     left: list[str] = []
-    for index, directory in enumerate(reversed(created)):
-        deadline = time.monotonic() + (busy_wait if index == 0 else 0.0)
+    for directory in reversed(created):
         delay = 0.001
         while True:
             try:
@@ -104,7 +104,7 @@ def remove_dirs(created: list[str], busy_wait: float = 0.0) -> list[str]:
             except FileNotFoundError:
                 break
             except OSError as e:
-                if e.errno in (errno.EBUSY, errno.ENOTEMPTY) and time.monotonic() < deadline:
+                if e.errno == errno.EBUSY and directory in leaves and time.monotonic() < deadline:
                     time.sleep(delay)
                     delay = min(delay * 2, 0.05)
                     continue

@@ -49,13 +49,11 @@ class Manager:
     # -- lifecycle ------------------------------------------------------------------------------------
     def configure(self, config: dict) -> Manager:
         """Take the resources and device rules of a config (for create)."""
-        from pyrunc.cgroups.devices import container_rules
+        from pyrunc.cgroups.devices import container_rules, linux_device_rules
 
-        linux = config.get("linux") or {}
-        self.resources = linux.get("resources") or {}
+        self.resources = (config.get("linux") or {}).get("resources") or {}
         self.device_rules = container_rules(config)
-        self.device_extras = [("b" if d.get("type") == "b" else "c", d["major"], d["minor"])
-                              for d in linux.get("devices") or [] if d.get("type") in ("b", "c", "u")]
+        self.device_extras = [(r.type, r.major, r.minor) for r in linux_device_rules(config)]
         return self
 
     def create(self) -> None:
@@ -64,16 +62,12 @@ class Manager:
             self._make_dirs()
             self._apply(self.resources, updating=False)
             self.apply_devices()
-        except CgroupError:
+        except BaseException as e:
             fs.remove_dirs(self.created)
             self.created = []
-            if self.rootless and not self.resources:
+            if isinstance(e, CgroupError) and self.rootless and not self.resources:
                 self._disable()  # like runc: a rootless container without limits runs without cgroups
                 return
-            raise
-        except BaseException:
-            fs.remove_dirs(self.created)
-            self.created = []
             raise
 
     def apply_devices(self) -> None:
@@ -91,14 +85,14 @@ class Manager:
         if "devices" in resources:
             from pyrunc.cgroups.devices import Rule, container_rules
 
-            rules = container_rules({"linux": {"resources": {"devices": resources["devices"]}}})
-            rules += [Rule(True, t, major, minor, "rwm") for t, major, minor in self.device_extras]
-            self._apply_devices(rules)
+            extra = [Rule(True, t, major, minor, "rwm") for t, major, minor in self.device_extras]
+            self._apply_devices(container_rules({"linux": {"resources": {"devices": resources["devices"]}}}, extra))
 
     def destroy(self) -> None:
         """rmdir the directories pyrunc created, deepest first; kill nothing."""
-        left = fs.remove_dirs(self.created, busy_wait=DESTROY_BUSY_WAIT)
-        busy = [d for d in left if d in self.dirs()]
+        leaves = frozenset(self.dirs())
+        left = fs.remove_dirs(self.created, leaves, DESTROY_BUSY_WAIT)
+        busy = [d for d in left if d in leaves]
         self.created = [d for d in self.created if d in left]
         if busy:
             raise CgroupError(f"rmdir {busy[0]}: the cgroup still has processes")

@@ -230,7 +230,7 @@ def plan_v2(resources: dict) -> list[Write]:
     where = "linux.resources.memory"
     limit, swap = _int(memory, "limit", where), _int(memory, "swap", where)
     v2_swap = swap_to_v2(swap or 0, limit or 0)
-    if v2_swap:
+    if swap or v2_swap:  # swap equal to the limit converts to 0: no swap at all
         writes.append(Write("memory", "memory.swap.max", _v2_limit(v2_swap)))
     if limit:
         writes.append(Write("memory", "memory.max", _v2_limit(limit)))

@@ -49,15 +49,16 @@ class V1Manager(Manager):
     def _disable(self) -> None:
         self.paths, self.unified = {}, None
 
+    def _check_hierarchies(self, writes: list) -> None:
+        """Every write has its hierarchy (checked before writing anything)."""
+        for write in writes:
+            if write.controller == "unified" and not self.unified:
+                raise CgroupError(f"linux.resources.unified.{write.file}: this host has no cgroup v2 hierarchy")
+            if write.controller != "unified" and write.controller not in self.paths:
+                raise CgroupError(f"{write.file}: the {write.controller} controller is not mounted on this host")
+
     def _write(self, controller: str, file: str, value: str, fallback: tuple[str, str] | None = None) -> None:
-        if controller == "unified":
-            if not self.unified:
-                raise CgroupError(f"linux.resources.unified.{file}: this host has no cgroup v2 hierarchy")
-            directory = self.unified
-        else:
-            directory = self.paths.get(controller)
-            if directory is None:
-                raise CgroupError(f"{file}: the {controller} controller is not mounted on this host")
+        directory = self.unified if controller == "unified" else self.paths[controller]
         path = os.path.join(directory, file)
         if fallback and not os.path.exists(path):
             file, value = fallback
@@ -73,7 +74,9 @@ class V1Manager(Manager):
             current_limit = fs.parse_uint(fs.read(self._file("memory", "memory.limit_in_bytes")))
         if updating and memory.get("limit") and memory.get("checkBeforeUpdate") and "memory" in self.paths:
             check_usage(memory["limit"], fs.read(self._file("memory", "memory.usage_in_bytes")))
-        for write in plan_v1(resources, current_limit):  # planned (validated) in full before any write
+        writes = plan_v1(resources, current_limit)  # planned (validated) in full before any write
+        self._check_hierarchies(writes)
+        for write in writes:
             self._write(*write)
 
     def _file(self, controller: str, file: str) -> str:
@@ -81,10 +84,10 @@ class V1Manager(Manager):
 
     def _apply_devices(self, rules: list) -> None:
         from pyrunc.cgroups.devices import effective
+        from pyrunc.cgroups.resources import Write
 
-        if "devices" not in self.paths:
-            raise CgroupError("devices.allow: the devices controller is not mounted on this host")
         default_allow, rest = effective(rules)
+        self._check_hierarchies([Write("devices", "devices.allow", "")])
         self._write("devices", "devices.allow" if default_allow else "devices.deny", "a")
         for rule in rest:
             self._write("devices", "devices.allow" if rule.allow else "devices.deny", rule.v1_line())

@@ -60,20 +60,27 @@ class V2Manager(Manager):
             memory["limit"] = -1 if current == "max" else int(current)
             resources = {**resources, "memory": memory}
         writes = plan_v2(resources)  # planned (validated) in full before any write
-        enabled: set[str] | None = None
+        self._check_unified(resources.get("unified") or {})
         for write in writes:
-            if write.file in _unified_keys(resources) and write.controller != "cgroup":
-                if enabled is None:
-                    enabled = set(fs.read(self._file("cgroup.controllers")).split())
-                if write.controller not in enabled:
-                    raise CgroupError(f"linux.resources.unified.{write.file}: the {write.controller} controller "
-                                      f"is not enabled for {self.path}")
             path = self._file(write.file)
             if write.fallback and not os.path.exists(path):
                 path, value = self._file(write.fallback[0]), write.fallback[1]
             else:
                 value = write.value
             fs.write(path, value)
+
+    def _check_unified(self, unified: dict) -> None:
+        """A `unified` key must belong to a controller enabled for the cgroup (cgroup.* files always are)."""
+        enabled: set[str] | None = None
+        for key in unified:
+            controller = key.split(".", 1)[0]
+            if controller == "cgroup":
+                continue
+            if enabled is None:
+                enabled = set(fs.read(self._file("cgroup.controllers")).split())
+            if controller not in enabled:
+                raise CgroupError(f"linux.resources.unified.{key}: the {controller} controller is not enabled "
+                                  f"for {self.path}")
 
     def _apply_devices(self, rules: list) -> None:
         from pyrunc.cgroups import bpf
@@ -138,10 +145,6 @@ class V2Manager(Manager):
         state["path"] = self.path
         state["root"] = self.root
         return state
-
-
-def _unified_keys(resources: dict) -> set[str]:
-    return set((resources.get("unified") or {}).keys())
 
 
 def _enable_controllers(directory: str) -> None:

@@ -88,9 +88,9 @@ def create_container(g: object, container_id: str, opts: CreateOptions, *, foreg
     config = load_bundle_config(opts.bundle)
     rootfs = _resolve_rootfs(config, opts.bundle)
     _check_terminal(config, opts, foreground)
-    from ..rootfs import check_mounts
+    from ..rootfs import check_mounts, open_idmapped_mounts
 
-    check_mounts(config)
+    check_mounts(config, opts.bundle)
     namespaces = NamespacePlan((config.get("linux") or {}).get("namespaces") or ())
     container = StateRoot(g.root).new(container_id)
     cgroup = None
@@ -108,7 +108,14 @@ def create_container(g: object, container_id: str, opts: CreateOptions, *, foreg
                           preserve_fds=opts.preserve_fds,
                           console_socket=opts.console_socket, oci_version=config.get("ociVersion", SPEC_VERSION))
         _prepare_security(ctx)
-        pid = _launch(ctx)
+        # Id-mapped binds are cloned here: inside the container's user namespace the init no longer
+        # owns the source filesystem, and only its owner may id-map it.
+        ctx.idmapped = open_idmapped_mounts(config, opts.bundle)
+        try:
+            pid = _launch(ctx)
+        finally:
+            for fd in ctx.idmapped.values():
+                os.close(fd)
         container.data = {
             "ociVersion": ctx.oci_version,
             "pid": pid,

@@ -27,6 +27,8 @@ class InitContext:
         self.oci_version = oci_version
         #: host pid of the init, known to the parent once stage-1 reports it (sent with CONTINUE)
         self.init_pid = 0
+        #: detached id-mapped bind mounts prepared by the runtime: mounts[] index → mount fd
+        self.idmapped: dict[int, int] = {}
         #: set by create before the fork: parsed capabilities and the prepared seccomp filter
         self.capabilities: object = None
         self.seccomp: object = None

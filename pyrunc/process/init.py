@@ -116,7 +116,8 @@ def container_init(chan: Channel, ctx: InitContext) -> NoReturn:
 def _prepare_filesystem(chan: Channel, ctx: InitContext) -> None:
     """Mounts, devices and hooks up to pivot_root: everything that still sees the host's filesystem."""
     config = ctx.config
-    rootfs.prepare_rootfs(config, ctx.bundle, ctx.rootfs, in_userns=ctx.namespaces.has("user"))
+    rootfs.prepare_rootfs(config, ctx.bundle, ctx.rootfs, in_userns=ctx.namespaces.has("user"),
+                          idmapped=ctx.idmapped)
     if config["process"].get("terminal"):
         from ..terminal import setup_console
 

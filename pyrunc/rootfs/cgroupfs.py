@@ -88,8 +88,6 @@ def mount_cgroup(root: Root, mount: dict, options: MountOptions, ctx: MountConte
 
 
 def _mount_v2(root: Root, mount: dict, options: MountOptions, ctx: MountContext) -> None:
-    from .mounts import finish
-
     dest = root.make_dirs(mount["destination"])
     try:
         try:
@@ -103,12 +101,10 @@ def _mount_v2(root: Root, mount: dict, options: MountOptions, ctx: MountContext)
     finally:
         os.close(dest)
     with root.opened(mount["destination"]) as new:
-        finish(new, options)
+        detached.finish(new, options)
 
 
 def _mount_v1(root: Root, mount: dict, options: MountOptions, ctx: MountContext) -> None:
-    from .mounts import finish
-
     destination = mount["destination"]
     own = own_cgroups()
     known = set().union(*own)
@@ -133,7 +129,7 @@ def _mount_v1(root: Root, mount: dict, options: MountOptions, ctx: MountContext)
     with root.opened(destination) as tmpfs:
         if options.flags & s.MS_RDONLY:
             detached.set_attributes(tmpfs, 0, s.MOUNT_ATTR_RDONLY, recursive=False)
-        finish(tmpfs, options)
+        detached.finish(tmpfs, options)
 
 
 def _bind_dir(host_dir: str, dest: int, options: MountOptions) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from .. import syscalls as s
+from .options import MountOptions
 
 _EMPTY = s.AT_EMPTY_PATH
 
@@ -31,6 +32,18 @@ def set_propagation(mount_fd: int, flags: int) -> None:
     recursive = bool(flags & s.MS_REC)
     kind = flags & ~s.MS_REC
     s.mount_setattr(mount_fd, "", _EMPTY | (s.AT_RECURSIVE if recursive else 0), 0, 0, kind)
+
+
+def finish(mount_fd: int, options: MountOptions) -> None:
+    """The steps after a (non-bind) mount exists: its recursive `r*` attributes, then propagation."""
+    set_attributes(mount_fd, options.rec_clear, options.rec_set, recursive=True)
+    propagate(mount_fd, options)
+
+
+def propagate(mount_fd: int, options: MountOptions) -> None:
+    """Per-mount propagation words, applied once the mount is attached (in the container's namespace)."""
+    for flags in options.propagation:
+        set_propagation(mount_fd, flags)
 
 
 def attach(mount_fd: int, dest_fd: int) -> None:

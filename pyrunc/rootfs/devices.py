@@ -78,25 +78,23 @@ def _replace_with_symlink(dir_fd: int, name: str, target: str) -> None:
 
 def create_device(root: Root, device: dict, *, bind: bool) -> None:
     """mknod the device (an existing file is left alone, as runc), or bind the host's node."""
-    if bind:
-        _bind_host_device(root, device["path"])
-        return
-    mode = (device.get("fileMode") or _DEFAULT_MODE) & 0o7777
-    kind = DEVICE_TYPES[device["type"]]
-    number = 0 if kind == stat.S_IFIFO else os.makedev(device.get("major", 0), device.get("minor", 0))
-    parent, name = root.parent_and_name(device["path"])
-    try:
-        os.mknod(name, mode | kind, number, dir_fd=parent)
-    except FileExistsError:
-        return
-    except PermissionError:
-        os.close(parent)
-        _bind_host_device(root, device["path"])
-        return
-    try:
-        os.chown(name, device.get("uid", 0), device.get("gid", 0), dir_fd=parent, follow_symlinks=False)
-    finally:
-        os.close(parent)
+    if not bind:
+        file_mode = device.get("fileMode")
+        mode = (_DEFAULT_MODE if file_mode is None else file_mode) & 0o7777
+        kind = DEVICE_TYPES[device["type"]]
+        number = 0 if kind == stat.S_IFIFO else os.makedev(device.get("major", 0), device.get("minor", 0))
+        parent, name = root.parent_and_name(device["path"])
+        try:
+            os.mknod(name, mode | kind, number, dir_fd=parent)
+            os.chown(name, device.get("uid", 0), device.get("gid", 0), dir_fd=parent, follow_symlinks=False)
+            return
+        except FileExistsError:
+            return
+        except PermissionError:
+            pass  # no CAP_MKNOD over this filesystem: bind the host's node instead
+        finally:
+            os.close(parent)
+    _bind_host_device(root, device["path"])
 
 
 def _bind_host_device(root: Root, path: str) -> None:
@@ -111,3 +109,16 @@ def _bind_host_device(root: Root, path: str) -> None:
             os.close(dest)
     finally:
         os.close(source)
+
+
+def mount_console(slave_fd: int) -> None:
+    """After the pivot, with process.terminal: bind the pty slave onto /dev/console (created empty)."""
+    try:
+        with Root("/") as root:
+            console = root.make_file("/dev/console", 0o000)
+            try:
+                os.close(detached.bind(slave_fd, console))
+            finally:
+                os.close(console)
+    except OSError as err:
+        raise RootfsError(f"/dev/console: {err}") from None

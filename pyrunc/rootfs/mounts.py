@@ -122,21 +122,20 @@ def new_mount(root: Root, mount: dict, options: MountOptions) -> None:
         raise RootfsError(f"{kind} must be mounted on an ordinary directory, not a symlink")
     flags = options.flags & ~s.MS_RDONLY if defers_readonly(mount) else options.flags
     dest = root.make_dirs(destination)
-    original = None
+    original = None  # tmpcopyup: a clone of the directory, to read what the new mount covers
     try:
         refuse_inside_proc(root, dest, kind)
         if options.tmpcopyup:
             original = detached.clone_tree(dest, recursive=False)
         s.mount(mount.get("source") or kind, fd_path(dest), kind, flags, options.data_string)
+        with root.opened(destination) as new:
+            if original is not None:
+                _copy_tree(fd_path(original), fd_path(new))
+            detached.finish(new, options)
     finally:
         os.close(dest)
-    with root.opened(destination) as new:
         if original is not None:
-            try:
-                _copy_tree(fd_path(original), fd_path(new))
-            finally:
-                os.close(original)
-        finish(new, options)
+            os.close(original)
 
 
 def _copy_tree(source: str, target: str) -> None:
@@ -170,18 +169,6 @@ def refuse_inside_proc(root: Root, dest_fd: int, kind: str | None) -> None:
             raise RootfsError(f"only a proc filesystem may be mounted on /proc, not {kind!r}")
     elif where not in PROC_FILES_ALLOWED:
         raise RootfsError(f"/proc/{where} is inside /proc: mounting over it is not allowed")
-
-
-def finish(mount_fd: int, options: MountOptions) -> None:
-    """The steps after a mount exists: recursive attributes, then propagation."""
-    detached.set_attributes(mount_fd, options.rec_clear, options.rec_set, recursive=True)
-    propagate(mount_fd, options)
-
-
-def propagate(mount_fd: int, options: MountOptions) -> None:
-    """Per-mount propagation words, applied once the mount is attached (in the container's namespace)."""
-    for flags in options.propagation:
-        detached.set_propagation(mount_fd, flags)
 
 
 def bind_tree(mount: dict, options: MountOptions, source: str, ctx: MountContext) -> int:
@@ -222,7 +209,7 @@ def _mount_bind(root: Root, mount: dict, options: MountOptions, source: str, ctx
             detached.attach(tree, dest)
         finally:
             os.close(dest)
-        propagate(tree, options)
+        detached.propagate(tree, options)
     finally:
         os.close(tree)
 

@@ -65,13 +65,6 @@ class Root:
         finally:
             os.close(fd)
 
-    def exists(self, path: str) -> bool:
-        try:
-            os.close(self.open(path))
-        except FileNotFoundError:
-            return False
-        return True
-
     def make_dirs(self, path: str, mode: int = 0o755, _hops: int = 0) -> int:
         """Open directory `path`, creating each missing component; returns an O_PATH descriptor.
 

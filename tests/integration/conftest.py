@@ -18,12 +18,19 @@ import pytest
 from harness import host
 from harness.daemons import CONTAINERD, Containerd
 from harness.images import Images, ensure_images
-from harness.scenario import STATE_ROOTS, require
+from harness.scenario import FAILED, STATE_ROOTS, check_nothing_left, require
 from helpers import runtime_path  # spec-tests/helpers.py, on sys.path through tests/conftest.py
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: end-to-end test driving a real container engine")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    if outcome.get_result().failed:
+        item.stash[FAILED] = True
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -83,7 +90,7 @@ def containerd(runtime: str, images: Images, base_dir: Path) -> Iterator[Contain
 
 
 @pytest.fixture(autouse=True)
-def leak_check(base_dir: Path) -> Iterator[None]:
+def leak_check(request: pytest.FixtureRequest, base_dir: Path) -> Iterator[None]:
     """Fail a scenario that leaves mounts, container cgroups, client processes or runtime state behind."""
 
     def take() -> dict[str, set[str]]:
@@ -91,6 +98,5 @@ def leak_check(base_dir: Path) -> Iterator[None]:
 
     before = take()
     yield
-    text = host.leaks_after(before, take)
-    if text:
-        pytest.fail(f"scenario left things behind:\n{text}", pytrace=False)
+    leaks = host.leaks_after(before, take)
+    check_nothing_left(request, leaks and "\n" + leaks, "on the host")

@@ -11,7 +11,7 @@ import pytest
 from harness.commands import Background, Result, run_in_pty, wait_until
 from harness.daemons import Containerd
 from harness.images import BUSYBOX, Images
-from harness.scenario import SHELL_PROMPT, TERM_HANDLER, TTY_SESSION, assert_tty_session, new_name
+from harness.scenario import SHELL_PROMPT, TERM_HANDLER, TTY_SESSION, assert_tty_session, check_nothing_left, new_name
 
 
 class Ctr:
@@ -60,14 +60,14 @@ class Ctr:
 
 
 @pytest.fixture
-def ctr(containerd: Containerd, runtime: str) -> Iterator[Ctr]:
+def ctr(request: pytest.FixtureRequest, containerd: Containerd, runtime: str) -> Iterator[Ctr]:
     client = Ctr(containerd, runtime)
     assert not client.containers(), "containers left by an earlier scenario"
     yield client
     left = client.containers()
     for cid in left:
         client.remove(cid)
-    assert not left, f"scenario left containers: {left}"
+    check_nothing_left(request, left, "containers")
 
 
 @pytest.fixture
@@ -181,7 +181,7 @@ def test_path_shim_makes_plain_ctr_run_use_the_runtime(runtime: str, images: Ima
     (shim_dir / "runc").symlink_to(runtime)
     daemon = Containerd(base_dir / "path-shim" / "containerd", path_env=f"{shim_dir}:/usr/bin:/bin")
     try:
-        daemon.import_image(images.busybox_docker)
+        daemon.import_image(images.busybox_oci)
         result = daemon.ctr("run", "--rm", BUSYBOX, new_name("ctr"), "echo", "via PATH")
         assert (result.returncode, result.stdout) == (0, "via PATH\n"), result.describe()
         assert not daemon.ctr("containers", "ls", "-q").stdout.split()

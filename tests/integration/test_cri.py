@@ -16,7 +16,7 @@ import pytest
 from harness import host
 from harness.daemons import CONTAINERD, Containerd
 from harness.images import BUSYBOX, PAUSE, Images
-from harness.scenario import TERM_HANDLER, require
+from harness.scenario import TERM_HANDLER, check_nothing_left, require
 
 grpc = pytest.importorskip("grpc")
 cri = pytest.importorskip("cri_api.v1.api_pb2")
@@ -96,17 +96,18 @@ def cri_session(runtime: str, images: Images, base_dir: Path) -> Iterator[Cri]:
         yield client
     finally:
         if client is not None:
+            client.remove_all()
             client.channel.close()
         daemon.stop()
 
 
 @pytest.fixture
-def cri_client(cri_session: Cri) -> Iterator[Cri]:
+def cri_client(request: pytest.FixtureRequest, cri_session: Cri) -> Iterator[Cri]:
     assert not cri_session.pods(), "pods left by an earlier scenario"
     yield cri_session
     left = cri_session.pods() + cri_session.containers()
     cri_session.remove_all()
-    assert not left, f"scenario left pods or containers: {left}"
+    check_nothing_left(request, left, "pods or containers")
 
 
 def namespaces(pid: int, kinds: tuple[str, ...] = ("pid", "ipc", "uts", "net", "mnt")) -> dict[str, str]:

@@ -12,7 +12,16 @@ import pytest
 from harness.commands import wait_until
 from harness.daemons import DOCKER, DOCKERD, Containerd, Dockerd
 from harness.images import BUSYBOX, Images
-from harness.scenario import SHELL_PROMPT, STATE_ROOTS, TERM_HANDLER, TTY_SESSION, assert_tty_session, new_name, require
+from harness.scenario import (
+    SHELL_PROMPT,
+    STATE_ROOTS,
+    TERM_HANDLER,
+    TTY_SESSION,
+    assert_tty_session,
+    check_nothing_left,
+    new_name,
+    require,
+)
 
 
 @pytest.fixture(scope="module", params=["add-runtime", "default-runtime"])
@@ -30,13 +39,13 @@ def docker_session(request: pytest.FixtureRequest, containerd: Containerd, runti
 
 
 @pytest.fixture
-def docker(docker_session: Dockerd) -> Iterator[Dockerd]:
+def docker(request: pytest.FixtureRequest, docker_session: Dockerd) -> Iterator[Dockerd]:
     assert not docker_session("ps", "-aq").check().stdout.split(), "containers left by an earlier scenario"
     yield docker_session
     left = docker_session("ps", "-aq").stdout.split()
     if left:
         docker_session("rm", "-f", *left)
-    assert not left, f"scenario left containers: {left}"
+    check_nothing_left(request, left, "containers")
 
 
 

@@ -12,26 +12,35 @@ import pytest
 from harness.commands import wait_until
 from harness.daemons import CONMON, PODMAN, Podman
 from harness.images import BUSYBOX, Images
-from harness.scenario import SHELL_PROMPT, TERM_HANDLER, TTY_SESSION, assert_tty_session, new_name, require
+from harness.scenario import (
+    SHELL_PROMPT,
+    TERM_HANDLER,
+    TTY_SESSION,
+    assert_tty_session,
+    check_nothing_left,
+    new_name,
+    require,
+)
 
 
 @pytest.fixture(scope="module", params=["flags", "containers.conf"])
-def podman_session(request: pytest.FixtureRequest, runtime: str, images: Images, base_dir: Path) -> Podman:
+def podman_session(request: pytest.FixtureRequest, runtime: str, images: Images, base_dir: Path) -> Iterator[Podman]:
     require(PODMAN, CONMON)
     conf = request.param == "containers.conf"
     client = Podman(base_dir / ("pm-conf" if conf else "pm-flags"), runtime, containers_conf=conf)
-    client("load", "-i", str(images.busybox_docker)).check()
-    return client
+    client("load", "-i", str(images.busybox_oci if conf else images.busybox_docker)).check()
+    yield client
+    client("rm", "--all", "--force", "--time", "0")  # the safety net
 
 
 @pytest.fixture
-def podman(podman_session: Podman) -> Iterator[Podman]:
+def podman(request: pytest.FixtureRequest, podman_session: Podman) -> Iterator[Podman]:
     assert not podman_session("ps", "-aq").check().stdout.split(), "containers left by an earlier scenario"
     yield podman_session
     left = podman_session("ps", "-aq").stdout.split()
     if left:
         podman_session("rm", "-f", "-t", "0", *left)
-    assert not left, f"scenario left containers: {left}"
+    check_nothing_left(request, left, "containers")
 
 
 @pytest.fixture

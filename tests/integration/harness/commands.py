@@ -8,11 +8,13 @@ import shlex
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 DEFAULT_TIMEOUT = 30.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -112,15 +114,17 @@ def run_in_pty(argv: Sequence[str], *, send: str | None = None, after: str | Non
     return Result(list(argv), returncode, output.decode(errors="replace"), "")
 
 
-def wait_until(predicate, what: str, timeout: float = 10.0, interval: float = 0.05):
-    """Poll `predicate` until it returns something truthy; fail naming `what`."""
+def wait_until(predicate: Callable[[], T], what: str, timeout: float = 10.0, interval: float = 0.05,
+               raise_on_timeout: bool = True) -> T:
+    """Poll `predicate` until it returns something truthy (returned); on timeout fail naming `what`, or
+    return the last value."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
-        if value:
+        if value or time.monotonic() > deadline:
+            if not value and raise_on_timeout:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
             return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from helpers import process_gone
 
+from harness import host
 from harness.commands import Result, read_text, run, run_in_pty, wait_until
 
 CONTAINERD = "/usr/bin/containerd"
@@ -69,25 +70,6 @@ def socket_ready(path: Path) -> Callable[[], bool]:
     return lambda: path.is_socket()
 
 
-def wait_pids_gone(pids: list[int], what: str, timeout: float = 10.0) -> None:
-    """Processes the daemons leave running on their own (shims, conmon) must end: wait for them."""
-    wait_until(lambda: all(process_gone(pid, timeout=0) for pid in pids), what, timeout)
-
-
-def pids_of(comm: str) -> list[int]:
-    """Live (non-zombie) processes whose comm is `comm`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if stat[stat.index("(") + 1: stat.rindex(")")] == comm and stat[stat.rindex(")") + 2] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
 class Containerd:
     """containerd with root, state and sockets in `base`; `cri` enables the CRI plugin with a runtime
     handler `testrt` whose BinaryName is the runtime (plus `cri_config` merged into the CRI section)."""
@@ -119,9 +101,27 @@ class Containerd:
     def import_image(self, archive: Path, namespace: str = "default") -> None:
         self.ctr("images", "import", str(archive), namespace=namespace).check()
 
+    def remove_everything(self) -> None:
+        """Delete every task (killing its processes) and container in every namespace: the safety net
+        before stopping, so that no shim outlives the daemon."""
+        for namespace in self.ctr("namespaces", "ls", "-q").stdout.split():
+            for task in self.ctr("task", "ls", "-q", namespace=namespace).stdout.split():
+                self.ctr("task", "delete", "--force", task, namespace=namespace)
+            for container in self.ctr("containers", "ls", "-q", namespace=namespace).stdout.split():
+                self.ctr("containers", "rm", container, namespace=namespace)
+
     def stop(self) -> None:
-        """Stop the daemon; shims it started must have exited with their containers."""
-        self.daemon.stop()
+        """Remove what is left, stop the daemon, and make sure its shims are gone too (killed if not)."""
+        try:
+            self.remove_everything()
+        finally:
+            self.daemon.stop()
+        shims = host.processes_naming(str(self.socket))
+        if shims and not wait_until(lambda: not host.processes_naming(str(self.socket)), "shims to exit",
+                                    raise_on_timeout=False):
+            for pid in host.processes_naming(str(self.socket)):
+                os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"containerd shims outlived their containers (killed): {shims}")
 
 
 def protobuf_string(message: bytes, number: int) -> str | None:
@@ -261,7 +261,13 @@ class Dockerd(EngineClient):
         return self.exec_root / "runtime-runc" / "moby"
 
     def stop(self) -> None:
-        self.daemon.stop()
+        """Remove what is left (the safety net), then stop the daemon."""
+        try:
+            left = self("ps", "-aq").stdout.split()
+            if left:
+                self("rm", "-f", *left)
+        finally:
+            self.daemon.stop()
 
 
 class Podman(EngineClient):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
@@ -33,6 +33,7 @@ RUNTIME_DEFAULT_ROOTS = (Path("/run/runc"), Path("/run/pyrunc"))
 # Where a client's mounts live: anything mounted elsewhere by a scenario is not the clients' doing.
 MOUNT_AREAS = ("/run/containerd", "/run/docker", "/run/containers", "/run/netns", "/var/run/netns",
                "/var/lib/containers", "/var/lib/docker", "/var/lib/containerd", "/run/runc", "/run/pyrunc")
+
 
 class FixedPaths:
     """Remembers which of the fixed paths were absent at the start, to remove them at the end."""
@@ -74,12 +75,19 @@ def cgroup_parents_present() -> set[str]:
 
 
 def remove_client_cgroup_parents(present_at_start: set[str]) -> None:
-    """rmdir the (empty) parents the clients created during the session, deepest first."""
+    """rmdir the parents the clients created during the session, deepest first; fail naming any that
+    still hold a container cgroup."""
+    busy = []
     for parent in sorted(CLIENT_CGROUP_PARENTS, key=lambda p: -p.count("/")):
         for hierarchy in CGROUP_MOUNT.iterdir():
             path = hierarchy / parent
             if str(path) not in present_at_start and path.is_dir():
-                path.rmdir()
+                try:
+                    path.rmdir()
+                except OSError as e:
+                    busy.append(f"{path}: {e.strerror}")
+    if busy:
+        raise AssertionError(f"client cgroup parents left: {busy}")
 
 
 def client_mounts(areas: Iterable[str]) -> set[str]:
@@ -95,28 +103,34 @@ def client_mounts(areas: Iterable[str]) -> set[str]:
     return entries
 
 
-def client_processes(base_dir: str) -> set[str]:
-    """Live processes of this harness's clients: those naming its base dir on their command line (clients,
-    daemons, shims, conmon, the runtime they run) and those in the clients' cgroups (containers).
+def _live_processes() -> Iterator[tuple[int, str, str, str]]:
+    """(pid, comm, command line, /proc/PID/cgroup text) of every process that is not a zombie.
 
     Zombies are left out: this machine's PID 1 reaps orphans slowly."""
-    markers = tuple(f":/{top}/" for top in CGROUP_TOPS)
-    found = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
             cgroups = (entry / "cgroup").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
-        if stat[stat.rindex(")") + 2] == "Z":
-            continue
-        if base_dir in cmdline or any(m in cgroups for m in markers):
-            comm = stat[stat.index("(") + 1: stat.rindex(")")]
-            found.add(f"{entry.name} {comm} {cmdline.strip()[:160]}")
-    return found
+        if stat[stat.rindex(")") + 2] != "Z":
+            yield int(entry.name), stat[stat.index("(") + 1: stat.rindex(")")], cmdline, cgroups
+
+
+def client_processes(base_dir: str) -> set[str]:
+    """Processes of this harness's clients: those naming its base dir on their command line (clients,
+    daemons, shims, conmon, the runtime they run) and those in the clients' cgroups (containers)."""
+    markers = tuple(f":/{top}/" for top in CGROUP_TOPS)
+    return {f"{pid} {comm} {cmdline[:160]}" for pid, comm, cmdline, cgroups in _live_processes()
+            if base_dir in cmdline or any(m in cgroups for m in markers)}
+
+
+def processes_naming(text: str) -> list[int]:
+    """Processes whose command line contains `text`."""
+    return [pid for pid, _, cmdline, _ in _live_processes() if text in cmdline]
 
 
 def runtime_state_entries(extra_roots: Iterable[Path] = ()) -> set[str]:
@@ -144,13 +158,13 @@ def report(before: dict[str, set[str]], after: dict[str, set[str]]) -> str:
     for kind in before:
         added, removed = after[kind] - before[kind], before[kind] - after[kind]
         if added:
-            lines.append(f"left {kind}: {sorted(added)}")
+            lines.append(f"new {kind}: {sorted(added)}")
         if removed:
             lines.append(f"vanished {kind}: {sorted(removed)}")
     return "\n".join(lines)
 
 
-def leaks_after(before: dict[str, set[str]], take, grace: float = 5.0) -> str:
+def leaks_after(before: dict[str, set[str]], take: Callable[[], dict[str, set[str]]], grace: float = 5.0) -> str:
     """Compare with fresh snapshots (`take()`), giving shims and conmon a moment to exit."""
     deadline = time.monotonic() + grace
     while True:

@@ -18,6 +18,9 @@ TERM_HANDLER = "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep
 TTY_SESSION = "tty; echo $((6*7)); exit {status}\r"
 SHELL_PROMPT = "# "
 
+# Set on a test item whose setup or call failed: its clean-up then reports no left-overs (they follow).
+FAILED = pytest.StashKey[bool]()
+
 # Runtime roots of the daemons running now (dockerd's exec-root), checked for left-over state.
 STATE_ROOTS: list[Path] = []
 
@@ -37,3 +40,9 @@ def assert_tty_session(result: Result, status: int) -> None:
     """The shell typed TTY_SESSION at ran on a terminal, computed, and exited with `status`."""
     assert result.returncode == status, result.describe()
     assert re.search(r"/dev/pts/\d+", result.stdout) and "42" in result.stdout, result.describe()
+
+
+def check_nothing_left(request: pytest.FixtureRequest, left: object, what: str) -> None:
+    """Fail a scenario that passed but left `what` behind (after it was cleaned up)."""
+    if left and not request.node.stash.get(FAILED, False):
+        pytest.fail(f"scenario left {what}: {left}", pytrace=False)
