@@ -77,11 +77,12 @@ def base_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def containerd(runtime: str, images: Images, base_dir: Path) -> Iterator[Containerd]:
-    """containerd without CRI, busybox imported in namespace `default`; dockerd reuses it."""
+@pytest.fixture(scope="module")
+def containerd(request: pytest.FixtureRequest, runtime: str, images: Images, base_dir: Path) -> Iterator[Containerd]:
+    """containerd without CRI, busybox imported in namespace `default` (dockerd runs on it). One per test
+    module: no daemon outlives the module that needs it."""
     require(CONTAINERD)
-    daemon = Containerd(base_dir / "containerd")
+    daemon = Containerd(base_dir / f"containerd-{request.module.__name__}")
     try:
         daemon.import_image(images.busybox_docker)
         yield daemon

@@ -142,8 +142,11 @@ def test_kill_reaches_the_init(ctr: Ctr, signal: str, status: int) -> None:
         # The trap is set once the init's loop has started its first `sleep`.
         wait_until(lambda: len(ctr.pids(cid)) >= 2, "the init to set its trap")
         ctr("task", "kill", "--signal", signal, cid).check()
-    finally:
         result = attached.wait()
+    finally:
+        if attached.proc.poll() is None:  # the scenario failed: end `ctr run` before reporting
+            ctr.remove(cid)
+            attached.wait()
     assert result.returncode == status, result.describe()
     assert ("got TERM" in result.stdout) == (signal == "SIGTERM"), result.describe()
 
