@@ -5,6 +5,7 @@ A runtime that fails a case is dropped from that case with the reason (its stder
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 from dataclasses import dataclass, field
@@ -76,9 +77,9 @@ def alternating(runtimes: list[Runtime], i: int) -> list[Runtime]:
     return runtimes[k:] + runtimes[:k]
 
 
-def _fail(case: Case, rt: Runtime, what: str, call: Call | None = None, err: Exception | None = None) -> None:
-    reason = f"{what}: exit {call.status}: {first_line(call.stderr)}" if call else f"{what}: {err}"
-    case.notes.setdefault(rt.name, reason)
+def _fail(case: Case, rt: Runtime, what: str, call: Call) -> None:
+    """Note the first failure of a runtime in a case (later iterations skip it)."""
+    case.notes.setdefault(rt.name, f"{what}: exit {call.status}: {first_line(call.stderr)}")
 
 
 def baselines(ws: Workspace, python: str, n: int) -> list[Case]:
@@ -150,8 +151,6 @@ def _one_lifecycle(rt: Runtime, container_id: str, bundle: str, cases: dict[str,
 
 
 def _state_pid(rt: Runtime, call: Call) -> int:
-    import json
-
     try:
         return int(json.loads(call.stdout)["pid"])
     except (ValueError, KeyError, TypeError) as err:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import NoReturn
 
 # Everything the init uses is imported here, by the parent before it forks: after pivot_root the
 # package's files are out of reach, and pages loaded in the child would be charged to the container.
@@ -28,6 +27,10 @@ from ..security import identity, lsm, process_attrs, seccomp, sysctl
 from ..state import EXEC_FIFO
 from .context import InitContext
 from .protocol import Channel, Msg
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; NoReturn only annotates
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 def describe(err: BaseException) -> str:

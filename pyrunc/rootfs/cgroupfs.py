@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from .. import syscalls as s
 from . import detached
 from .options import MountOptions
 from .paths import Root, fd_path
 
+TYPE_CHECKING = False  # importing typing costs milliseconds; the name serves annotations only
 if TYPE_CHECKING:
     from .mounts import MountContext
 
@@ -26,14 +25,16 @@ UNIFIED_MARKER = "/sys/fs/cgroup/cgroup.controllers"
 _TMPFS_FLAGS = s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC
 
 
-@dataclass(frozen=True)
 class Hierarchy:
     """A cgroup hierarchy mounted on the host (as seen in /proc/self/mountinfo)."""
 
-    mountpoint: str
-    root: str
-    fstype: str
-    controllers: frozenset[str]
+    __slots__ = ("controllers", "fstype", "mountpoint", "root")
+
+    def __init__(self, mountpoint: str, root: str, fstype: str, controllers: frozenset[str]) -> None:
+        self.mountpoint = mountpoint
+        self.root = root
+        self.fstype = fstype
+        self.controllers = controllers
 
     @property
     def name(self) -> str:

@@ -13,7 +13,6 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from .. import syscalls as s
 from ..errors import RootfsError
@@ -22,17 +21,20 @@ from .options import MountOptions, parse
 from .paths import Root, fd_path
 
 
-@dataclass(frozen=True)
 class MountContext:
     """What a mount needs to know about the container beyond the entry itself."""
 
-    bundle: str
-    in_userns: bool
-    new_netns: bool
-    cgroupns: bool
-    #: the container's uid/gid maps, for `idmap` options without mappings of their own
-    uid_mappings: tuple[dict, ...] = ()
-    gid_mappings: tuple[dict, ...] = ()
+    __slots__ = ("bundle", "cgroupns", "gid_mappings", "in_userns", "new_netns", "uid_mappings")
+
+    def __init__(self, bundle: str, in_userns: bool, new_netns: bool, cgroupns: bool,
+                 uid_mappings: tuple[dict, ...] = (), gid_mappings: tuple[dict, ...] = ()) -> None:
+        self.bundle = bundle
+        self.in_userns = in_userns
+        self.new_netns = new_netns
+        self.cgroupns = cgroupns
+        #: the container's uid/gid maps, for `idmap` options without mappings of their own
+        self.uid_mappings = uid_mappings
+        self.gid_mappings = gid_mappings
 
     @classmethod
     def from_config(cls, config: dict, bundle: str, in_userns: bool) -> MountContext:

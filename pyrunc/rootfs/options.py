@@ -7,8 +7,6 @@ filesystem data passed to mount(2) as it is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .. import syscalls as s
 
 #: word → (clear the flag instead of setting it, MS_* flag)
@@ -70,20 +68,22 @@ _ATIME_FLAGS = {s.MS_NOATIME: s.MOUNT_ATTR_NOATIME, s.MS_STRICTATIME: s.MOUNT_AT
                 s.MS_RELATIME: s.MOUNT_ATTR_RELATIME}
 
 
-@dataclass
 class MountOptions:
     """The meaning of one mount's option list."""
 
-    flags: int = 0
-    #: flags an option explicitly turned off (`rw`, `suid` ...): a bind clone must clear them
-    cleared: int = 0
-    propagation: list[int] = field(default_factory=list)
-    rec_clear: int = 0
-    rec_set: int = 0
-    data: list[str] = field(default_factory=list)
-    #: "idmap" or "ridmap" when the options ask for an id-mapped mount
-    idmap: str | None = None
-    tmpcopyup: bool = False
+    __slots__ = ("cleared", "data", "flags", "idmap", "propagation", "rec_clear", "rec_set", "tmpcopyup")
+
+    def __init__(self) -> None:
+        self.flags = 0
+        #: flags an option explicitly turned off (`rw`, `suid` ...): a bind clone must clear them
+        self.cleared = 0
+        self.propagation: list[int] = []
+        self.rec_clear = 0
+        self.rec_set = 0
+        self.data: list[str] = []
+        #: "idmap" or "ridmap" when the options ask for an id-mapped mount
+        self.idmap: str | None = None
+        self.tmpcopyup = False
 
     @property
     def is_bind(self) -> bool:

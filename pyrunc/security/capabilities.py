@@ -6,7 +6,6 @@ Capability numbers follow linux/capability.h: a name's position in `NAMES` is it
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 from pyrunc import syscalls
 from pyrunc.errors import SecurityError
@@ -25,15 +24,24 @@ NUMBERS = {name: number for number, name in enumerate(NAMES)}
 SET_NAMES = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
 
-@dataclass(frozen=True)
 class CapSets:
     """The five capability sets as bitmasks (bit n = capability number n)."""
 
-    bounding: int = 0
-    effective: int = 0
-    permitted: int = 0
-    inheritable: int = 0
-    ambient: int = 0
+    __slots__ = ("ambient", "bounding", "effective", "inheritable", "permitted")
+
+    def __init__(self, bounding: int = 0, effective: int = 0, permitted: int = 0, inheritable: int = 0,
+                 ambient: int = 0) -> None:
+        self.bounding = bounding
+        self.effective = effective
+        self.permitted = permitted
+        self.inheritable = inheritable
+        self.ambient = ambient
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CapSets) and all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "CapSets(" + ", ".join(f"{n}={getattr(self, n):#x}" for n in self.__slots__) + ")"
 
 
 def parse(capabilities: dict | None) -> CapSets:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import dataclass
 
 from pyrunc import SPEC_VERSION, syscalls
 from pyrunc.errors import SecurityError
@@ -73,12 +72,14 @@ _NR_SCMP_ERROR = -1
 _EPERM = 1
 
 
-@dataclass(frozen=True)
 class Filter:
     """A compiled profile: the BPF program and the flags for seccomp(2)."""
 
-    program: bytes
-    flags: int
+    __slots__ = ("flags", "program")
+
+    def __init__(self, program: bytes, flags: int) -> None:
+        self.program = program
+        self.flags = flags
 
     @property
     def notifies(self) -> bool:

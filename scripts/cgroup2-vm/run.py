@@ -3,7 +3,7 @@
 
 The host's / is shared read-only under a tmpfs overlay, so the command sees the working directory and the
 project's venv at their host paths.  Its stdout and stderr are streamed back, its exit status becomes ours.
-Exit status 124: the timeout killed the VM; 125: the VM failed before reporting a status.
+Exit status 124: the timeout killed the VM; 125: the VM failed (or did not boot) before reporting a status.
 Needs the pieces built by scripts/cgroup2-vm/build.sh (build/vm).  See docs/cgroup2-vm.md.
 
 Usage: run.py [--timeout S] [--results DIR] [--env NAME=VALUE]... [--cwd DIR] -- COMMAND [ARG]...
@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import ctypes
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -27,7 +28,7 @@ from pathlib import Path
 VM_DIR = Path(os.environ.get("CGROUP2_VM_DIR", Path(__file__).resolve().parents[2] / "build" / "vm"))
 GUEST_RESULTS = "/run/cgroup2-vm/results"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-KERNEL_ARGS = "console=ttyS0 panic=-1 quiet cgroup_no_v1=all mitigations=off"
+KERNEL_ARGS = "console=ttyS0 panic=-1 quiet cgroup_no_v1=all mitigations=off tsc=reliable"
 EXIT_TIMEOUT = 124
 EXIT_VM_FAILED = 125
 PR_SET_PDEATHSIG = 1
@@ -40,11 +41,13 @@ class Terminated(Exception):
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before QEMU is killed (default 900)")
+    p.add_argument("--boot-timeout", type=float, default=120.0, help="seconds for the VM to reach the command")
     p.add_argument("--results", type=Path, help="host directory shared read-write (kept); default: a temp dir")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment")
     p.add_argument("--cwd", default=os.getcwd(), help="directory to run the command in (default: the current)")
     p.add_argument("--memory", default="2G")
     p.add_argument("--smp", type=int, default=2)
+    p.add_argument("--kernel-args", default="", help="appended to the guest kernel's command line")
     p.add_argument("command", nargs="+")
     return p.parse_args(argv)
 
@@ -61,18 +64,52 @@ def command_script(command: list[str], cwd: str, env: list[str]) -> str:
         *env,
     ]
     return (
-        f"cd {shlex.quote(cwd)} || exit {EXIT_VM_FAILED}\n"
-        f"exec env -i {shlex.join(environment)} {shlex.join(command)}\n"
+        f"cd {shlex.quote(cwd)} || exit {EXIT_VM_FAILED}\nexec env -i {shlex.join(environment)} {shlex.join(command)}\n"
     )
 
 
-def qemu_command(results: Path, memory: str, smp: int) -> list[str]:
+def host_kernel_log() -> bytes:
+    """The records still in the host kernel's log buffer (b"" when /dev/kmsg cannot be read)."""
+    records = []
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return b""
+    try:
+        while True:
+            try:
+                records.append(os.read(fd, 8192))
+            except BrokenPipeError:  # a record was overwritten while we read: the next one follows
+                continue
+            except BlockingIOError:
+                return b"".join(records)
+    finally:
+        os.close(fd)
+
+
+def host_tsc_khz() -> int | None:
+    """The host's TSC frequency, which is the guest's under TCG (rdtsc reads the host's counter).
+
+    Passed as tsc_early_khz: the guest's own calibration against the emulated PIT fails when the host is
+    busy, and the kernel then hangs early in boot.  Taken from the host kernel's log, else /proc/cpuinfo."""
+    found = re.findall(rb"tsc: (?:Refined TSC clocksource calibration: |Detected )([0-9.]+) MHz", host_kernel_log())
+    if not found:
+        found = re.findall(rb"^cpu MHz\s*:\s*([0-9.]+)", Path("/proc/cpuinfo").read_bytes(), re.MULTILINE)
+    return round(float(found[-1]) * 1000) if found else None
+
+
+def kernel_command_line(extra: str) -> str:
+    khz = host_tsc_khz()
+    return " ".join(filter(None, [KERNEL_ARGS, f"tsc_early_khz={khz}" if khz else "", extra]))
+
+
+def qemu_command(results: Path, memory: str, smp: int, kernel_args: str) -> list[str]:
     return [
         shutil.which("qemu-system-x86_64") or "qemu-system-x86_64",
         "-accel", "tcg,thread=multi", "-cpu", "max", "-M", "microvm,acpi=on",
         "-m", memory, "-smp", str(smp),
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-        "-kernel", str(VM_DIR / "vmlinux"), "-initrd", str(VM_DIR / "initrd.img"), "-append", KERNEL_ARGS,
+        "-kernel", str(VM_DIR / "vmlinux"), "-initrd", str(VM_DIR / "initrd.img"), "-append", kernel_args,
         "-chardev", f"file,id=console,path={results / 'console.log'}", "-serial", "chardev:console",
         "-fsdev", "local,id=host,path=/,readonly=on,security_model=none,multidevs=remap",
         "-device", "virtio-9p-device,fsdev=host,mount_tag=host",
@@ -108,25 +145,37 @@ class Streamer:
                 self.out.flush()
 
 
-def run_vm(args: argparse.Namespace, results: Path) -> int:
+def start_qemu(args: argparse.Namespace, results: Path) -> subprocess.Popen:
     (results / "vm.conf").write_text(f"VM_DIR={shlex.quote(str(VM_DIR))}\n")
     (results / "cmd.sh").write_text(command_script(args.command, args.cwd, args.env))
-    for name in ("status", "stdout.log", "stderr.log", "console.log"):
+    for name in ("booted", "status", "stdout.log", "stderr.log", "console.log"):
         (results / name).unlink(missing_ok=True)
-    streams = [Streamer(results / "stdout.log", sys.stdout.buffer), Streamer(results / "stderr.log", sys.stderr.buffer)]
     with (results / "qemu.log").open("wb") as qemu_log:
-        qemu = subprocess.Popen(
-            qemu_command(results, args.memory, args.smp),
+        return subprocess.Popen(
+            qemu_command(results, args.memory, args.smp, kernel_command_line(args.kernel_args)),
             stdin=subprocess.DEVNULL,
             stdout=qemu_log,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
         )
-    deadline = time.monotonic() + args.timeout
+
+
+def supervise(qemu: subprocess.Popen, results: Path, timeout: float, boot_timeout: float) -> str | None:
+    """Stream the output until QEMU exits; kill it (and say why) when it does not boot or run in time."""
+    streams = [Streamer(results / "stdout.log", sys.stdout.buffer), Streamer(results / "stderr.log", sys.stderr.buffer)]
+    start = time.monotonic()
+    killed = None
     try:
-        while qemu.poll() is None and time.monotonic() < deadline:
+        while qemu.poll() is None:
             for s in streams:
                 s.pump()
+            elapsed = time.monotonic() - start
+            if elapsed > timeout:
+                killed = f"timeout after {timeout:g} s"
+            elif elapsed > boot_timeout and not (results / "booted").exists():
+                killed = f"the VM did not boot in {boot_timeout:g} s"
+            if killed:
+                break
             time.sleep(0.05)
     finally:
         if qemu.poll() is None:
@@ -134,18 +183,24 @@ def run_vm(args: argparse.Namespace, results: Path) -> int:
         qemu.wait()
     for s in streams:
         s.pump()
+    return killed
+
+
+def run_vm(args: argparse.Namespace, results: Path) -> int:
+    killed = supervise(start_qemu(args, results), results, args.timeout, args.boot_timeout)
     status = results / "status"
     if status.exists():
         return int(status.read_text())
-    if qemu.returncode == -signal.SIGKILL:
-        print(f"cgroup2-vm: timeout after {args.timeout:g} s, QEMU killed", file=sys.stderr)
-        return EXIT_TIMEOUT
-    print(f"cgroup2-vm: the VM ended without an exit status (QEMU status {qemu.returncode})", file=sys.stderr)
-    for log in ("qemu.log", "console.log"):
-        tail = (results / log).read_bytes()[-4000:].decode(errors="replace")
-        if tail:
-            print(f"--- {log} (end) ---\n{tail}", file=sys.stderr)
-    return EXIT_VM_FAILED
+    if killed:
+        print(f"cgroup2-vm: {killed}, QEMU killed", file=sys.stderr)
+    else:
+        print("cgroup2-vm: the VM stopped without an exit status", file=sys.stderr)
+    if killed is None or not (results / "booted").exists():
+        for log in ("qemu.log", "console.log"):
+            tail = (results / log).read_bytes()[-4000:].decode(errors="replace")
+            if tail:
+                print(f"--- {log} (end) ---\n{tail}", file=sys.stderr)
+    return EXIT_TIMEOUT if killed and killed.startswith("timeout") else EXIT_VM_FAILED
 
 
 def main(argv: list[str]) -> int:
@@ -170,5 +225,7 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv[1:]))
-    except (Terminated, KeyboardInterrupt):
-        sys.exit(128 + signal.SIGTERM)
+    except Terminated as e:
+        sys.exit(128 + e.args[0])
+    except KeyboardInterrupt:
+        sys.exit(128 + signal.SIGINT)
