@@ -1,6 +1,6 @@
 """pyrunc vs runc (and crun when it can run here), side by side, alternating every iteration.
 
-    .venv/bin/python benchmarks/bench.py [--runtimes pyrunc,runc,crun] [--quick] [--out docs/performance.md]
+    .venv/bin/python benchmarks/bench.py [--runtimes pyrunc,runc,crun] [--quick] [--out FILE] [--[no-]clients]
 
 Prints the table (medians, p90, ratio, issue 8's targets) and writes it, with the machine facts, the
 import cost of every command path and an SVG chart of the distributions, into the generated section
@@ -22,15 +22,16 @@ import time
 from pathlib import Path
 
 import cases
+import clients
 import importtime
 import report
 from harness import REPO, Runtime, Workspace, become_subreaper, first_line
 
 PYRUNC = REPO / ".venv" / "bin" / "pyrunc"
 FULL = {"base": 30, "run": 60, "life": 40, "seq": (100, 3), "par": (20, 8), "list": (200, 20), "exec": 40,
-        "mem_step_kib": 256, "imports": 5, "charged": 10}
+        "mem_step_kib": 256, "imports": 5, "charged": 10, "clients": 5}
 QUICK = {"base": 8, "run": 10, "life": 6, "seq": (20, 1), "par": (10, 2), "list": (20, 5), "exec": 8,
-         "mem_step_kib": 1024, "imports": 2, "charged": 3}
+         "mem_step_kib": 1024, "imports": 2, "charged": 3, "clients": 3}
 
 
 def find_runtime(name: str) -> str | None:
@@ -84,7 +85,7 @@ def log(message: str) -> None:
     sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
 
 
-def measure(ws: Workspace, runtimes: list[Runtime], cfg: dict) -> list[cases.Case]:
+def measure(ws: Workspace, runtimes: list[Runtime], cfg: dict, with_clients: bool) -> list[cases.Case]:
     results = []
     log("run of true")
     results.append(cases.run_true(ws, runtimes, cfg["run"]))
@@ -104,8 +105,11 @@ def measure(ws: Workspace, runtimes: list[Runtime], cfg: dict) -> list[cases.Cas
     results.append(cases.charged_memory(ws, runtimes, cfg["charged"]))
     log("smallest memory limit")
     results.append(cases.smallest_memory_limit(ws, runtimes, cfg["mem_step_kib"]))
-    order = ["run", "seq", "par", "create", "start", "state", "kill", "delete", "exec", "list", "rss", "charged",
-             "memlimit"]
+    if with_clients:
+        log("ctr / podman / docker run --rm (tests/integration/bench_clients.py)")
+        results += clients.client_cases(runtimes, cfg["clients"])
+    order = ["run", "seq", "par", "ctr", "podman", "docker", "create", "start", "state", "kill", "delete", "exec",
+             "list", "rss", "charged", "memlimit"]
     return sorted(results, key=lambda c: order.index(c.key))
 
 
@@ -148,6 +152,8 @@ def main() -> int:
     parser.add_argument("--runtimes", default="pyrunc,runc,crun")
     parser.add_argument("--quick", action="store_true", help="few iterations (a smoke run under a minute)")
     parser.add_argument("--out", default=None, help="markdown file to update (default docs/performance.md)")
+    parser.add_argument("--clients", action=argparse.BooleanOptionalAction, default=None,
+                        help="also time ctr/podman/docker run --rm (default: on for a full run, off with --quick)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: must run as root")
@@ -178,7 +184,8 @@ def main() -> int:
         for line in skipped:
             log(f"skipping {line}")
         base = cases.baselines(ws, str(PYRUNC.parent / "python"), cfg["base"])
-        results = measure(ws, runtimes, cfg) if runtimes else []
+        with_clients = args.clients if args.clients is not None else not args.quick
+        results = measure(ws, runtimes, cfg, with_clients) if runtimes else []
         log("import time per command path")
         costs = importtime.measure(ws, pyrunc, cfg["imports"])
     finally:

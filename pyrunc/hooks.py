@@ -3,16 +3,25 @@
 Which hooks run where (the spec's lifecycle): prestart and createRuntime in the runtime namespace by the
 parent during create; createContainer by the init in the container's namespaces before pivot_root;
 startContainer by the init after `start`, before the user process; poststart by `start`; poststop by
-`delete`. A failure of the first four fails the operation; poststart and poststop failures are logged.
+`delete`. A failure of the first four fails the operation; a poststart or poststop failure is logged as a
+warning and the remaining hooks still run ("as if the hook had succeeded", runtime.md lifecycle).
+
+The state on stdin carries the pid as the hook's namespace sees it: the host pid for hooks run by the
+runtime, the init's own pid (1 in a new pid namespace) for createContainer and startContainer.
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 from .errors import HookError
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+#: hooks run by the container's init, in the container's namespaces
+IN_CONTAINER = frozenset({"createContainer", "startContainer"})
+#: hooks whose failure is only a warning
+WARN_ONLY = frozenset({"poststart", "poststop"})
 
 
 def has_hooks(config: dict, *kinds: str) -> bool:
@@ -47,7 +56,18 @@ def run_hook(kind: str, index: int, hook: dict, state: dict) -> None:
 
 
 def run_hooks(config: dict, state: dict, *kinds: str) -> None:
-    """Run every hook of `kinds` in order; the first failure raises HookError naming the hook."""
+    """Run every hook of `kinds` in order; the first failure raises HookError naming the hook, except
+    for poststart and poststop hooks, whose failures are logged while the next hooks run."""
     for kind in kinds:
-        for index, hook in enumerate((config.get("hooks") or {}).get(kind) or ()):
-            run_hook(kind, index, hook, state)
+        hooks = (config.get("hooks") or {}).get(kind) or ()
+        if hooks and kind in IN_CONTAINER:
+            state = {**state, "pid": os.getpid()}
+        for index, hook in enumerate(hooks):
+            try:
+                run_hook(kind, index, hook, state)
+            except HookError as err:
+                if kind not in WARN_ONLY:
+                    raise
+                from .log import logger
+
+                logger.warning(str(err))

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from pyrunc.cgroups import bpf, devices, from_state, manager_for, paths, resources
 from pyrunc.cgroups.devices import WILDCARD, Rule
-from pyrunc.cgroups.resources import Write
 from pyrunc.cgroups.v1 import V1Manager
 from pyrunc.cgroups.v2 import V2Manager
 from pyrunc.errors import CgroupError
@@ -496,6 +495,3 @@ def test_v2_stats_shape_from_fake_files(tmp_path):
         {"major": 254, "minor": 0, "op": "Write", "value": 1024},
     ]
 
-
-def test_write_tuple_order_is_what_managers_unpack():
-    assert Write._fields == ("controller", "file", "value", "fallback")

@@ -1,7 +1,11 @@
 """Container cgroups on v1 (with the hybrid unified mount) and v2. Importing this reads nothing.
 
     m = manager_for(config, container_id)   # placement decided here; m.create() makes it real
+    m.join(0)                                # stage-1 of the init joins on every hierarchy
     m = from_state(state["cgroup"])          # hot path: no I/O
+    pause/resume: m.freeze() / m.thaw(); state: m.is_frozen(); ps: m.pids(); kill --all: m.signal_all(sig)
+    update: m.update(resources); events --stats: m.stats(); OOM: w = m.oom_watcher(); w.wait(timeout)
+    delete: m.destroy() removes only the directories pyrunc created
 """
 
 from __future__ import annotations

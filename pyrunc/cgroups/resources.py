@@ -7,6 +7,7 @@ Zero means "not set" for the numeric fields where runc treats it so; -1 means un
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 from pyrunc.errors import CgroupError
@@ -19,6 +20,13 @@ class Write(NamedTuple):
     file: str
     value: str
     fallback: tuple[str, str] | None = None  # (file, value) to use when `file` does not exist
+
+    def target(self, directory: str) -> tuple[str, str]:
+        """The path to write in the cgroup `directory` and the value: the fallback's if `file` is missing."""
+        path = os.path.join(directory, self.file)
+        if self.fallback and not os.path.exists(path):
+            return os.path.join(directory, self.fallback[0]), self.fallback[1]
+        return path, self.value
 
 
 def shares_to_weight(shares: int) -> int:

@@ -57,14 +57,6 @@ class V1Manager(Manager):
             if write.controller != "unified" and write.controller not in self.paths:
                 raise CgroupError(f"{write.file}: the {write.controller} controller is not mounted on this host")
 
-    def _write(self, controller: str, file: str, value: str, fallback: tuple[str, str] | None = None) -> None:
-        directory = self.unified if controller == "unified" else self.paths[controller]
-        path = os.path.join(directory, file)
-        if fallback and not os.path.exists(path):
-            file, value = fallback
-            path = os.path.join(directory, file)
-        fs.write(path, value)
-
     def _apply(self, resources: dict, updating: bool) -> None:
         from pyrunc.cgroups.resources import plan_v1
 
@@ -77,20 +69,20 @@ class V1Manager(Manager):
         writes = plan_v1(resources, current_limit)  # planned (validated) in full before any write
         self._check_hierarchies(writes)
         for write in writes:
-            self._write(*write)
+            fs.write(*write.target(self.unified if write.controller == "unified" else self.paths[write.controller]))
 
     def _file(self, controller: str, file: str) -> str:
         return os.path.join(self.paths[controller], file)
 
     def _apply_devices(self, rules: list) -> None:
         from pyrunc.cgroups.devices import effective
-        from pyrunc.cgroups.resources import Write
 
+        if "devices" not in self.paths:
+            raise CgroupError("devices.allow: the devices controller is not mounted on this host")
         default_allow, rest = effective(rules)
-        self._check_hierarchies([Write("devices", "devices.allow", "")])
-        self._write("devices", "devices.allow" if default_allow else "devices.deny", "a")
+        fs.write(self._file("devices", "devices.allow" if default_allow else "devices.deny"), "a")
         for rule in rest:
-            self._write("devices", "devices.allow" if rule.allow else "devices.deny", rule.v1_line())
+            fs.write(self._file("devices", "devices.allow" if rule.allow else "devices.deny"), rule.v1_line())
 
     # -- freezer --------------------------------------------------------------------------------------
     def has_freezer(self) -> bool:

@@ -62,12 +62,7 @@ class V2Manager(Manager):
         writes = plan_v2(resources)  # planned (validated) in full before any write
         self._check_unified(resources.get("unified") or {})
         for write in writes:
-            path = self._file(write.file)
-            if write.fallback and not os.path.exists(path):
-                path, value = self._file(write.fallback[0]), write.fallback[1]
-            else:
-                value = write.value
-            fs.write(path, value)
+            fs.write(*write.target(self.path))
 
     def _check_unified(self, unified: dict) -> None:
         """A `unified` key must belong to a controller enabled for the cgroup (cgroup.* files always are)."""

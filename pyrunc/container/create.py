@@ -91,6 +91,8 @@ def create_container(g: object, container_id: str, opts: CreateOptions, *, foreg
     from ..rootfs import check_mounts, open_idmapped_mounts
 
     check_mounts(config, opts.bundle)
+    from ..netdevices import check_net_devices  # NDTEMP
+    check_net_devices(config)  # NDTEMP
     namespaces = NamespacePlan((config.get("linux") or {}).get("namespaces") or ())
     container = StateRoot(g.root).new(container_id)
     cgroup = None
@@ -171,6 +173,8 @@ def _undo(container: Container, cgroup: object | None) -> None:
             cgroup.destroy()
     except (PyruncError, OSError) as err:
         logger.warning(f"cleanup of the cgroup after a failed create: {err}")
+    from ..netdevices import move_back  # NDTEMP
+    move_back(container.dir)  # NDTEMP
     try:
         container.remove()
     except OSError as err:

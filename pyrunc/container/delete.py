@@ -19,6 +19,8 @@ def delete_container(container: Container, force: bool = False) -> None:
         if not container.data.get("own_pid_namespace"):
             cgroup.signal_all(9)  # leftovers of a container sharing the host's pid namespace
         cgroup.destroy()
+    from ..netdevices import move_back  # NDTEMP
+    move_back(container.dir)  # NDTEMP
     container.remove()
     _poststop(container)
 

@@ -122,6 +122,8 @@ def start_init(ctx: InitContext, run_parent_hooks: Callable[[], None],
                     os.waitpid(stage1, 0)
                     stage1_reaped = True
                 _set_init_attributes(ctx)
+                from ..netdevices import move_in  # NDTEMP
+                move_in(ctx.config, ctx.init_pid, f"/proc/self/fd/{ctx.state_dir_fd}")  # NDTEMP
                 chan.send(Msg.CONTINUE, pid=ctx.init_pid)
             elif msg is Msg.CONSOLE:
                 _hand_over(fds, send_console)

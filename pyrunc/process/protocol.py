@@ -27,11 +27,24 @@ descriptors (SCM_RIGHTS). The sequence of `create`:
 
 Either side may instead send ERROR {message}; the init then exits 1 and the parent reports the message
 as its own one-line error, after removing everything create made.
+
+`exec` (process/exec_init.py) uses the same channel, in one direction:
+
+    parent (pyrunc exec)                        stage-1 → process (forked, in the container)
+    ────────────────────                        ────────────────────────────────────────────
+    fork ─────────────────────────────────────▶ join the cgroup; setns user, then the others;
+                                                fork the process (inside the pid namespace)
+                 ◀──────────────────────────── INIT_PID {pid}        (host pid; stage-1 exits)
+                                                chroot to the init's root, pty, identity, cwd ...
+                 ◀──────────────────────────── CONSOLE [fd]          (only with a terminal)
+                 ◀──────────────────────────── READY                 (execve follows)
+    EOF (the socket is close-on-exec) ◀─────── execve succeeded, or ERROR {message} if it failed
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 from enum import StrEnum
 
@@ -76,19 +89,13 @@ class Channel:
         try:
             self.send(Msg.ERROR, message=message)
         except OSError:
-            import os
-
             os.write(2, f"{message}\n".encode())
 
     def receive(self) -> tuple[Msg, dict, list[int]]:
         """The next message; an ERROR from the peer is raised as InitError, EOF as InitError too."""
-        data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX_MESSAGE, 4)
-        if not data:
+        msg, payload, fds = self.receive_or_eof()
+        if msg is None:
             raise InitError("container init exited before it was ready")
-        payload = json.loads(data)
-        msg = Msg(payload.pop("type"))
-        if msg is Msg.ERROR:
-            raise InitError(payload["message"])
         return msg, payload, fds
 
     def expect(self, wanted: Msg) -> dict:
@@ -96,6 +103,26 @@ class Channel:
         if msg is not wanted:
             raise InitError(f"sync protocol: expected {wanted.value}, got {msg.value}")
         return payload
+
+    def expect_exec(self) -> None:
+        """After READY from an exec'd process: EOF means its execve succeeded (the socket is close-on-exec);
+        an ERROR frame (execve failed) is raised as InitError."""
+        msg, _payload, fds = self.receive_or_eof()
+        for fd in fds:
+            os.close(fd)
+        if msg is not None:
+            raise InitError(f"sync protocol: expected the end of the channel, got {msg.value}")
+
+    def receive_or_eof(self) -> tuple[Msg | None, dict, list[int]]:
+        """Like receive(), but the end of the channel is (None, {}, []) rather than an error."""
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX_MESSAGE, 4)
+        if not data:
+            return None, {}, fds
+        payload = json.loads(data)
+        msg = Msg(payload.pop("type"))
+        if msg is Msg.ERROR:
+            raise InitError(payload["message"])
+        return msg, payload, fds
 
     def close(self) -> None:
         self.sock.close()

@@ -1,0 +1,281 @@
+"""Terminals: the container's pty, the console socket, and the foreground proxy.
+
+With `process.terminal`, the process inside the container gets a new pty of the container's own devpts
+instance: the slave becomes its stdin/stdout/stderr and controlling terminal (and, for the init, is bound
+onto /dev/console), and the master goes to the runtime, which hands it to `--console-socket` the way
+runc does (one SCM_RIGHTS descriptor, the payload being the master's name) or, in the foreground, copies
+it to and from the user's terminal (`ConsoleProxy`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import struct
+import termios
+from collections.abc import Callable
+
+from .errors import ConfigError, PyruncError
+from .rootfs import detached
+from .rootfs.paths import Root
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .process.context import InitContext
+    from .process.protocol import Channel
+
+#: ioctls of linux/tty.h not in the termios module: unlock the slave; open the slave from the master
+TIOCSPTLCK = 0x40045431
+TIOCGPTPEER = 0x5441
+#: the name runc sends with the master (`console.NewPty` opens /dev/ptmx); receivers only log it
+MASTER_NAME = b"/dev/ptmx"
+_PTMX_PATHS = ("dev/ptmx", "dev/pts/ptmx")
+
+
+class TerminalError(PyruncError):
+    pass
+
+
+def check_terminal_flags(terminal: bool, console_socket: str, detach: bool) -> None:
+    """runc's rules for a terminal: a detached process needs a console socket, and a socket needs both."""
+    if detach and terminal and not console_socket:
+        raise ConfigError("cannot allocate tty if runc will detach without setting console socket")
+    if console_socket and (not detach or not terminal):
+        raise ConfigError("cannot use console socket if runc will not detach or allocate tty")
+
+
+def open_pty(root: str) -> tuple[int, int]:
+    """A new pty of the devpts instance behind `<root>/dev/ptmx`: (master, slave), both close-on-exec.
+
+    The ptmx path is resolved inside `root` (symlinks cannot lead out of it) and the slave is opened
+    from the master itself (TIOCGPTPEER), never through a path the container could swap.
+    """
+    flags = os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC
+    with Root(root) as container_root:
+        master = -1
+        for path in _PTMX_PATHS:
+            try:
+                master = container_root.open(path, flags)
+                break
+            except FileNotFoundError:
+                continue
+        if master < 0:
+            raise TerminalError(f"cannot allocate a terminal: no /dev/ptmx nor /dev/pts/ptmx in {root}")
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        slave = fcntl.ioctl(master, TIOCGPTPEER, flags)
+    except OSError as err:
+        os.close(master)
+        raise TerminalError(f"cannot allocate a terminal: {err.strerror}") from None
+    return master, slave
+
+
+def set_size(fd: int, size: dict | None) -> None:
+    """Apply `process.consoleSize` ({"height": rows, "width": columns}) to a pty."""
+    if size and size.get("height") and size.get("width"):
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size["height"], size["width"], 0, 0))
+
+
+def become_console_owner(slave: int, uid: int) -> None:
+    """Make the slave the stdio and controlling terminal of this process (a session leader, after setsid).
+
+    Like runc, the slave is given to the process's user so it can control its terminal; a uid that the
+    user namespace does not map (EINVAL) or a rootless runtime (EPERM) leaves the owner alone.
+    """
+    try:
+        os.fchown(slave, uid, -1)
+    except OSError as err:
+        if err.errno not in (22, 1):
+            raise
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    if slave > 2:
+        os.close(slave)
+
+
+def setup_console(chan: Channel, ctx: InitContext) -> None:
+    """In the init, after the rootfs mounts and before pivot_root: pty, /dev/console, master to the parent."""
+    from .process.protocol import Msg
+
+    process = ctx.config["process"]
+    master, slave = open_pty(ctx.rootfs)
+    try:
+        set_size(master, process.get("consoleSize"))
+        _bind_console(ctx.rootfs, slave)
+        chan.send(Msg.CONSOLE, fds=[master])
+    finally:
+        os.close(master)
+    become_console_owner(slave, (process.get("user") or {}).get("uid", 0))
+
+
+def _bind_console(rootfs: str, slave: int) -> None:
+    """Bind the slave onto <rootfs>/dev/console (created empty when missing), resolved inside the rootfs."""
+    try:
+        with Root(rootfs) as root:
+            console = root.make_file("dev/console", 0o000)
+            try:
+                os.close(detached.bind(slave, console))
+            finally:
+                os.close(console)
+    except OSError as err:
+        raise TerminalError(f"/dev/console: {err.strerror or err}") from None
+
+
+def connect_console_socket(path: str) -> socket.socket:
+    """Connect to `--console-socket` (runc's wording when nobody listens there)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as err:
+        sock.close()
+        reason = (err.strerror or str(err)).lower()
+        raise TerminalError(f"dial unix {path}: connect: {reason}") from None
+    return sock
+
+
+def send_master(sock: socket.socket, master: int) -> None:
+    """Send the pty master as containerd's and conmon's receivers expect: one fd, its name as payload."""
+    try:
+        socket.send_fds(sock, [MASTER_NAME], [master])
+    except OSError as err:
+        raise TerminalError(f"sending the console to the console socket: {err.strerror or err}") from None
+
+
+def send_console_master(path: str, master: int) -> None:
+    """Connect to the console socket at `path` and hand it the pty master."""
+    with connect_console_socket(path) as sock:
+        send_master(sock, master)
+
+
+class ConsoleReceiver:
+    """A private console socket, for a foreground `run` with a terminal: create sends the master here."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.dir = tempfile.mkdtemp(prefix="pyrunc-console-")
+        self.path = os.path.join(self.dir, "console.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(1)
+
+    def receive(self) -> int:
+        """The master, once create has sent it (it is already queued: this does not wait)."""
+        conn, _ = self.sock.accept()
+        with conn:
+            _data, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
+        if not fds:
+            raise TerminalError("the container's init sent no console")
+        return fds[0]
+
+    def close(self) -> None:
+        self.sock.close()
+        for path in (self.path, self.dir):
+            try:
+                (os.unlink if path == self.path else os.rmdir)(path)
+            except OSError:
+                pass
+
+
+#: the signals the foreground forwards: all that can be caught, except SIGCHLD (ours) and hardware faults
+_FORWARDED = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGSEGV,
+                                       signal.SIGBUS, signal.SIGILL, signal.SIGFPE}
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+class ConsoleProxy:
+    """Copy the user's terminal to and from the pty master until the process exits.
+
+    The user's terminal (the first of stdin/stdout/stderr that is one) is put in raw mode, so keys such
+    as ^C reach the container's terminal instead of signalling us, and restored at the end. Signals sent
+    to us arrive through a wakeup pipe: SIGWINCH resizes the pty, the others are forwarded.
+    """
+
+    def __init__(self, master: int) -> None:
+        self.master = master
+        self.host_tty = next((fd for fd in (0, 1, 2) if os.isatty(fd)), -1)
+        self.saved_mode: list | None = None
+
+    def _resize(self) -> None:
+        if self.host_tty >= 0:
+            size = fcntl.ioctl(self.host_tty, termios.TIOCGWINSZ, b"\0" * 8)
+            fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
+
+    def run(self, reap: Callable[[], int | None], forward: Callable[[int], None]) -> int:
+        """Proxy until `reap()` returns the exit code of the process; `forward(sig)` passes signals on."""
+        import select
+
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        previous = {sig: signal.signal(sig, lambda *_: None) for sig in (*_FORWARDED, signal.SIGCHLD)}
+        old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, previous)
+        if self.host_tty >= 0:
+            import tty
+
+            self.saved_mode = termios.tcgetattr(self.host_tty)
+            tty.setraw(self.host_tty)
+            self._resize()
+        readers = [wake_r, self.master] + ([0] if _is_open(0) else [])
+        try:
+            while True:
+                code = reap()
+                if code is not None:
+                    self._drain()
+                    return code
+                try:
+                    ready, _, _ = select.select(readers, [], [])
+                except InterruptedError:
+                    continue
+                if wake_r in ready:
+                    for sig in os.read(wake_r, 512):
+                        if sig == signal.SIGWINCH:
+                            self._resize()
+                        elif sig != signal.SIGCHLD:
+                            forward(sig)
+                if self.master in ready and not self._copy(self.master, 1):
+                    readers.remove(self.master)
+                if 0 in ready and not self._copy(0, self.master):
+                    readers.remove(0)
+        finally:
+            if self.saved_mode is not None:
+                termios.tcsetattr(self.host_tty, termios.TCSADRAIN, self.saved_mode)
+            signal.set_wakeup_fd(old_wakeup)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            os.close(wake_r)
+            os.close(wake_w)
+
+    @staticmethod
+    def _copy(src: int, dst: int) -> bool:
+        """Move one chunk; False at the end of `src` (EOF, or EIO once every slave is closed)."""
+        try:
+            data = os.read(src, 65536)
+        except OSError:
+            return False
+        if not data:
+            return False
+        try:
+            while data:
+                data = data[os.write(dst, data):]
+        except OSError:
+            return False
+        return True
+
+    def _drain(self) -> None:
+        """Output the process left in the pty after it exited (non-blocking: a daemon may hold the slave)."""
+        os.set_blocking(self.master, False)
+        try:
+            while self._copy(self.master, 1):
+                pass
+        finally:
+            os.set_blocking(self.master, True)
