@@ -16,6 +16,7 @@ import datetime
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ import report
 from harness import REPO, Runtime, Workspace, become_subreaper, first_line
 
 PYRUNC = REPO / ".venv" / "bin" / "pyrunc"
-FULL = {"base": 30, "run": 60, "life": 40, "seq": (100, 3), "par": (20, 8), "list": (200, 20), "exec": 40,
+FULL = {"base": 30, "run": 50, "life": 30, "seq": (100, 2), "par": (20, 8), "list": (200, 20), "exec": 40,
         "mem_step_kib": 256, "imports": 5, "charged": 10, "clients": 5}
 QUICK = {"base": 8, "run": 10, "life": 6, "seq": (20, 1), "par": (10, 2), "list": (20, 5), "exec": 8,
          "mem_step_kib": 1024, "imports": 2, "charged": 3, "clients": 3}
@@ -160,6 +161,7 @@ def main() -> int:
     out = args.out or (None if args.quick else str(REPO / "docs" / "performance.md"))
     cfg = QUICK if args.quick else FULL
     load_before = load_average()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # like ^C: clean up on the way out
     become_subreaper()
     precompile()
     ws = Workspace()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,21 +182,22 @@ def sequential(ws: Workspace, runtimes: list[Runtime], count: int, reps: int) ->
 
 
 def concurrent(ws: Workspace, runtimes: list[Runtime], count: int, reps: int) -> Case:
-    import time
-
     case = Case("par", f"{count} containers run at once (wall time until all exited)", "ms")
     for i in range(reps):
         for rt in alternating(runtimes, i):
             if rt.name in case.notes:
                 continue
             bundles = [ws.bundle(rt, ["true"]) for _ in range(count)]
+            errs = [str(ws.dir / f"stderr.{k}") for k in range(count)]
             t0 = time.perf_counter()
-            pids = [ws.spawner.start(rt.argv("run", "--bundle", b, c), capture=False) for c, b in bundles]
+            pids = [ws.spawner.start(rt.argv("run", "--bundle", b, c), capture=False, stderr_path=err)
+                    for (c, b), err in zip(bundles, errs, strict=True)]
             results = wait_for(set(pids))
             elapsed = time.perf_counter() - t0
-            failed = [p for p in pids if os.waitstatus_to_exitcode(results[p][0]) != 0]
+            failed = [err for p, err in zip(pids, errs, strict=True) if os.waitstatus_to_exitcode(results[p][0])]
             if failed:
-                case.notes[rt.name] = f"{len(failed)} of {count} concurrent runs failed"
+                case.notes[rt.name] = (f"{len(failed)} of {count} concurrent runs failed, e.g.: "
+                                       f"{first_line(Path(failed[0]).read_text(errors='replace'))}")
                 rt.delete_all()
             else:
                 case.add(rt.name, elapsed * 1000, sum(cpu_seconds(r) for _, r in results.values()) * 1000)

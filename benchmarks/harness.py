@@ -28,6 +28,9 @@ from helpers import default_config, ensure_rootfs  # noqa: E402  (the conformanc
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
 PR_SET_CHILD_SUBREAPER = 36
 CALL_TIMEOUT = 30.0
+#: Runtime processes started and not yet reaped: cleanup waits for them (an interrupted create would
+#: otherwise make its cgroup after we removed ours).
+IN_FLIGHT: set[int] = set()
 
 
 @dataclass
@@ -80,7 +83,9 @@ class Spawner:
                                 (os.POSIX_SPAWN_DUP2, err, 2)]
         if stderr_path:
             actions[2] = (os.POSIX_SPAWN_OPEN, 2, stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        return os.posix_spawn(argv[0], argv, self.env, file_actions=actions, setsigmask=())
+        pid = os.posix_spawn(argv[0], argv, self.env, file_actions=actions, setsigmask=())
+        IN_FLIGHT.add(pid)
+        return pid
 
     def _read(self, fd: int) -> str:
         os.lseek(fd, 0, os.SEEK_SET)
@@ -111,7 +116,10 @@ def wait_for(pids: set[int], timeout: float = CALL_TIMEOUT) -> dict[int, tuple[i
     results: dict[int, tuple[int, os.struct_rusage]] = {}
     deadline = time.monotonic() + timeout
     while pending:
-        pid, status, rusage = os.wait4(-1, os.WNOHANG)
+        try:
+            pid, status, rusage = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:  # none left: the pending ones were reaped elsewhere
+            break
         if pid == 0:
             if time.monotonic() > deadline:
                 for stuck in pending:
@@ -120,6 +128,7 @@ def wait_for(pids: set[int], timeout: float = CALL_TIMEOUT) -> dict[int, tuple[i
                 deadline = float("inf")
             _wait_any_child(0.5)
             continue
+        IN_FLIGHT.discard(pid)
         if pid in pending:
             pending.discard(pid)
             results[pid] = (status, rusage)
@@ -140,6 +149,7 @@ def reap_orphans() -> None:
             return
         if pid == 0:
             return
+        IN_FLIGHT.discard(pid)
 
 
 def wait_gone(pid: int, timeout: float = 10.0) -> None:
@@ -235,6 +245,7 @@ class Workspace:
 
         Returns a description of anything that had to be killed or could not be removed."""
         problems = []
+        wait_for(set(IN_FLIGHT))
         for rt in runtimes:
             rt.delete_all()
         problems += kill_cgroup_processes(self.cgroup_parent)

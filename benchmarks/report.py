@@ -116,14 +116,16 @@ def svg_chart(cases: list[Case], runtimes: list[str]) -> str:
     for k, name in enumerate(runtimes):
         out.append(f'<rect x="{left + 90 * k}" y="8" width="10" height="10" fill="{COLORS.get(name, "#999")}"/>'
                    f'<text x="{left + 90 * k + 14}" y="17">{escape(name)}</text>')
-    decade = lo
+    decade, few_decades = lo, hi / lo <= 1000
     while decade <= hi:
         for m in (1, 2, 5):
             v = decade * m
             if v > hi:
                 break
-            out.append(f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{top}" y2="{height - 30}" stroke="#ddd"/>'
-                       f'<text x="{x(v):.1f}" y="{height - 16}" text-anchor="middle">{v:g}</text>')
+            out.append(f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{top}" y2="{height - 30}" stroke="#ddd"/>')
+            if m == 1 or few_decades:
+                label = f"{v / 1000:g} s" if v >= 1000 else f"{v:g}"
+                out.append(f'<text x="{x(v):.1f}" y="{height - 16}" text-anchor="middle">{label}</text>')
         decade *= 10
     out.append(f'<text x="{left + width / 2}" y="{height - 3}" text-anchor="middle">ms (log scale)</text>')
     for i, case in enumerate(timed):

@@ -158,13 +158,17 @@ def _snapshot(ipr: object, index: int) -> tuple[list[dict], bool]:
 
 
 def _move(src: object, dst: object, dst_ns_fd: int, index: int, new_name: str) -> tuple[int, str]:
-    """Move and rename in one request (no moment with a clashing name); return the index and name
-    the device has in the destination (a `%d` template is resolved by the kernel)."""
+    """Move and rename in one request (no moment with a clashing name); return the index and name the
+    device has in the destination. It is found there by its name or, for a `%d` template (the kernel
+    picks the number), as the device that was not there before and has the same MAC address."""
+    mac = src.get_links(index)[0].get_attr("IFLA_ADDRESS")
     before = {link["index"] for link in dst.get_links()}
     src.link("set", index=index, net_ns_fd=dst_ns_fd, ifname=new_name)
     for link in dst.get_links():
-        if link["index"] not in before:
-            return link["index"], link.get_attr("IFLA_IFNAME")
+        name = link.get_attr("IFLA_IFNAME")
+        if name == new_name or ("%d" in new_name and link["index"] not in before
+                                and link.get_attr("IFLA_ADDRESS") == mac):
+            return link["index"], name
     raise OSError(0, "the device did not arrive in the destination namespace")
 
 
@@ -239,7 +243,9 @@ def _move_out(inside: object, host: object, host_ns_fd: int, device: dict) -> No
     if index is None:
         raise NetDeviceError(f"linux.netDevices.{name}: {device['inside']} is no longer in the container's "
                              "network namespace")
-    if _index(host, name) is not None:
+    with _step(name, f"looking for {name} on the host"):
+        taken = _index(host, name) is not None
+    if taken:
         raise NetDeviceError(f"linux.netDevices.{name}: the host has another device named {name} now")
     with _step(name, "moving back to the host"):
         host_index, _ = _move(inside, host, host_ns_fd, index, name)
@@ -256,13 +262,14 @@ def move_back(state_dir: str) -> None:
     if not os.path.exists(pin):
         return
     try:
-        try:
+        devices = []
+        if os.path.exists(record):
             with open(record) as f:
                 devices = json.load(f)
-        except FileNotFoundError:
-            devices = []
         if devices:
             _return_devices(pin, devices)
+    except (PyruncError, OSError, ValueError) as err:  # ValueError: an unreadable record
+        logger.warning(f"linux.netDevices: devices not moved back: {err}")
     finally:
         try:
             syscalls.umount2(pin, syscalls.MNT_DETACH)

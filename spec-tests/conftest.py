@@ -23,3 +23,7 @@ from fixtures import (  # noqa: F401
 @pytest.fixture(autouse=True)
 def _leak_check_every_test(request: pytest.FixtureRequest) -> None:
     request.getfixturevalue("leak_check")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cgroup: cgroup tests, also run in the cgroup v2 VM (make test-cgroup2)")

@@ -256,3 +256,14 @@ def test_a_joined_namespace_keeps_the_devices(device: str, holder: subprocess.Po
     netdevices.move_back(str(state_dir))
     assert addresses(link(device, holder.pid)) == expected_addresses()
     assert link(device) is None
+
+
+def test_move_back_with_an_unreadable_record_still_drops_the_pin(device: str, holder: subprocess.Popen,
+                                                                 state_dir: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    netdevices.move_in(config({device: {}}), holder.pid, str(state_dir))
+    (state_dir / netdevices.RECORD).write_text("{not json")
+    netdevices.move_back(str(state_dir))
+    assert "devices not moved back" in capsys.readouterr().err
+    assert not is_mount_point(state_dir / netdevices.NETNS_PIN)
+    assert os.listdir(state_dir) == []

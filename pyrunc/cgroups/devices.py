@@ -2,7 +2,9 @@
 
 Semantics are runc's: everything is denied by default, `linux.resources.devices` apply in order (the last
 matching rule wins), then the devices every container gets are allowed (runc's default list, checked
-against runc 1.1.5's devices.list on this host), then each `linux.devices` entry with "rwm".
+against runc 1.1.5's devices.list on this host). Unlike runc, each `linux.devices` entry is allowed with
+"rwm" too, unless `linux.resources.devices` says otherwise: those allows go in after the config's last
+reset rule (its usual leading deny-all) and before its other rules, so that a deny rule still wins.
 """
 
 from __future__ import annotations
@@ -95,11 +97,11 @@ def linux_device_rules(config: dict) -> list[Rule]:
 def container_rules(config: dict, extra: list[Rule] | None = None) -> list[Rule]:
     """Every rule for a container, deny-all first; `extra` replaces the linux.devices ones (for update)."""
     linux = config.get("linux") or {}
-    rules = [Rule(False, "a", WILDCARD, WILDCARD, "rwm")]
-    rules += parse_resource_rules((linux.get("resources") or {}).get("devices") or [])
-    rules += DEFAULT_ALLOWED
-    rules += linux_device_rules(config) if extra is None else extra
-    return rules
+    configured = parse_resource_rules((linux.get("resources") or {}).get("devices") or [])
+    after_reset = max((index + 1 for index, rule in enumerate(configured) if rule.is_reset()), default=0)
+    listed = linux_device_rules(config) if extra is None else extra
+    return [Rule(False, "a", WILDCARD, WILDCARD, "rwm"), *configured[:after_reset], *listed,
+            *configured[after_reset:], *DEFAULT_ALLOWED]
 
 
 def effective(rules: list[Rule]) -> tuple[bool, list[Rule]]:

@@ -91,8 +91,11 @@ def create_container(g: object, container_id: str, opts: CreateOptions, *, foreg
     from ..rootfs import check_mounts, open_idmapped_mounts
 
     check_mounts(config, opts.bundle)
-    from ..netdevices import check_net_devices  # NDTEMP
-    check_net_devices(config)  # NDTEMP
+    net_devices = bool((config.get("linux") or {}).get("netDevices"))
+    if net_devices:
+        from ..netdevices import check_net_devices
+
+        check_net_devices(config)
     namespaces = NamespacePlan((config.get("linux") or {}).get("namespaces") or ())
     container = StateRoot(g.root).new(container_id)
     cgroup = None
@@ -105,7 +108,7 @@ def create_container(g: object, container_id: str, opts: CreateOptions, *, foreg
         os.chmod(fifo, 0o622)  # writable by the init whatever user it has become (umask would mask it)
         state_dir_fd = os.open(container.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         ctx = InitContext(container_id=container_id, config=config, bundle=opts.bundle, rootfs=rootfs,
-                          state_dir_fd=state_dir_fd, namespaces=namespaces, cgroup=cgroup,
+                          state_dir=container.dir, state_dir_fd=state_dir_fd, namespaces=namespaces, cgroup=cgroup,
                           no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
                           preserve_fds=opts.preserve_fds,
                           console_socket=opts.console_socket, oci_version=config.get("ociVersion", SPEC_VERSION))
@@ -133,7 +136,7 @@ def create_container(g: object, container_id: str, opts: CreateOptions, *, foreg
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
     except BaseException:
-        _undo(container, cgroup)
+        _undo(container, cgroup, net_devices)
         raise
     finally:
         namespaces.close()
@@ -166,15 +169,17 @@ def _launch(ctx: InitContext) -> int:
     return start_init(ctx, parent_hooks, send_console)
 
 
-def _undo(container: Container, cgroup: object | None) -> None:
+def _undo(container: Container, cgroup: object | None, net_devices: bool) -> None:
     """Remove what a failed create made; a failure here is logged, the original error wins."""
+    if net_devices:
+        from ..netdevices import move_back
+
+        move_back(container.dir)
     try:
         if cgroup is not None:
             cgroup.destroy()
     except (PyruncError, OSError) as err:
         logger.warning(f"cleanup of the cgroup after a failed create: {err}")
-    from ..netdevices import move_back  # NDTEMP
-    move_back(container.dir)  # NDTEMP
     try:
         container.remove()
     except OSError as err:

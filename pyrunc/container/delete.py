@@ -19,8 +19,10 @@ def delete_container(container: Container, force: bool = False) -> None:
         if not container.data.get("own_pid_namespace"):
             cgroup.signal_all(9)  # leftovers of a container sharing the host's pid namespace
         cgroup.destroy()
-    from ..netdevices import move_back  # NDTEMP
-    move_back(container.dir)  # NDTEMP
+    if (container.config.get("linux") or {}).get("netDevices"):
+        from ..netdevices import move_back
+
+        move_back(container.dir)
     container.remove()
     _poststop(container)
 

@@ -8,7 +8,8 @@ from ..namespaces import NamespacePlan
 class InitContext:
     """What create has resolved and validated: the init only acts on it, it decides nothing."""
 
-    def __init__(self, *, container_id: str, config: dict, bundle: str, rootfs: str, state_dir_fd: int,
+    def __init__(self, *, container_id: str, config: dict, bundle: str, rootfs: str, state_dir: str,
+                 state_dir_fd: int,
                  namespaces: NamespacePlan, cgroup: object | None, no_pivot: bool, no_new_keyring: bool,
                  preserve_fds: int,
                  console_socket: str, oci_version: str) -> None:
@@ -16,6 +17,7 @@ class InitContext:
         self.config = config
         self.bundle = bundle
         self.rootfs = rootfs
+        self.state_dir = state_dir
         #: O_PATH descriptor of the container's state directory: the init opens exec.fifo through it
         self.state_dir_fd = state_dir_fd
         self.namespaces = namespaces

@@ -63,7 +63,8 @@ def _kill_and_reap(pid: int, reap: bool) -> None:
 
 
 def _set_init_attributes(ctx: InitContext) -> None:
-    """What needs the host's privileges is set on the init from outside (it may be in a user namespace)."""
+    """What needs the host's privileges is set on the init from outside (it may be in a user namespace),
+    and the host's network devices named in linux.netDevices move into its network namespace."""
     from ..security import process_attrs, rlimits
 
     process = ctx.config["process"]
@@ -74,6 +75,10 @@ def _set_init_attributes(ctx: InitContext) -> None:
     initial = (process.get("execCPUAffinity") or {}).get("initial")
     if initial:
         process_attrs.apply_cpu_affinity(initial, pid=ctx.init_pid)
+    if (ctx.config.get("linux") or {}).get("netDevices"):
+        from ..netdevices import move_in
+
+        move_in(ctx.config, ctx.init_pid, ctx.state_dir)
 
 
 def _send_seccomp_listener(ctx: InitContext, listener_fd: int) -> None:
@@ -122,8 +127,6 @@ def start_init(ctx: InitContext, run_parent_hooks: Callable[[], None],
                     os.waitpid(stage1, 0)
                     stage1_reaped = True
                 _set_init_attributes(ctx)
-                from ..netdevices import move_in  # NDTEMP
-                move_in(ctx.config, ctx.init_pid, f"/proc/self/fd/{ctx.state_dir_fd}")  # NDTEMP
                 chan.send(Msg.CONTINUE, pid=ctx.init_pid)
             elif msg is Msg.CONSOLE:
                 _hand_over(fds, send_console)

@@ -41,6 +41,7 @@ fetch_kernel() {
     tmp="$out/kernel.tmp"
     rm -rf "$tmp"
     mkdir -p "$tmp/deb"
+    chown _apt "$tmp/deb" 2>/dev/null || true  # else apt warns that it downloads unsandboxed
     log "downloading $pkg"
     (cd "$tmp/deb" && apt-get download -q "$pkg" >&2)
     dpkg-deb -x "$tmp"/deb/*.deb "$tmp/root"

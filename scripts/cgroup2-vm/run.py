@@ -63,9 +63,9 @@ def command_script(command: list[str], cwd: str, env: list[str]) -> str:
         f"CGROUP2_VM_RESULTS={GUEST_RESULTS}",
         *env,
     ]
-    return (
-        f"cd {shlex.quote(cwd)} || exit {EXIT_VM_FAILED}\nexec env -i {shlex.join(environment)} {shlex.join(command)}\n"
-    )
+    # The host's env: busybox's would run its own applets (sh, mount, unshare...) instead of the host's.
+    env_i = shlex.join(["/usr/bin/env", "-i", *environment])
+    return f"cd {shlex.quote(cwd)} || exit {EXIT_VM_FAILED}\nexec {env_i} {shlex.join(command)}\n"
 
 
 def host_kernel_log() -> bytes:
@@ -104,21 +104,24 @@ def kernel_command_line(extra: str) -> str:
 
 
 def qemu_command(results: Path, memory: str, smp: int, kernel_args: str) -> list[str]:
+    def opt(path: Path) -> str:  # a path as a QEMU option value: commas doubled
+        return str(path).replace(",", ",,")
+
     return [
         shutil.which("qemu-system-x86_64") or "qemu-system-x86_64",
         "-accel", "tcg,thread=multi", "-cpu", "max", "-M", "microvm,acpi=on",
         "-m", memory, "-smp", str(smp),
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-kernel", str(VM_DIR / "vmlinux"), "-initrd", str(VM_DIR / "initrd.img"), "-append", kernel_args,
-        "-chardev", f"file,id=console,path={results / 'console.log'}", "-serial", "chardev:console",
+        "-chardev", f"file,id=console,path={opt(results / 'console.log')}", "-serial", "chardev:console",
         "-fsdev", "local,id=host,path=/,readonly=on,security_model=none,multidevs=remap",
         "-device", "virtio-9p-device,fsdev=host,mount_tag=host",
-        "-fsdev", f"local,id=results,path={results},security_model=none,multidevs=remap",
+        "-fsdev", f"local,id=results,path={opt(results)},security_model=none,multidevs=remap",
         "-device", "virtio-9p-device,fsdev=results,mount_tag=results",
         "-device", "virtio-serial-device",
-        "-chardev", f"file,id=stdout,path={results / 'stdout.log'}",
+        "-chardev", f"file,id=stdout,path={opt(results / 'stdout.log')}",
         "-device", "virtserialport,chardev=stdout,name=stdout",
-        "-chardev", f"file,id=stderr,path={results / 'stderr.log'}",
+        "-chardev", f"file,id=stderr,path={opt(results / 'stderr.log')}",
         "-device", "virtserialport,chardev=stderr,name=stderr",
         "-device", "virtio-rng-device",
     ]  # fmt: skip

@@ -3,6 +3,7 @@ paths the daemons create whatever their configuration says (removed at the end o
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -74,20 +75,21 @@ def cgroup_parents_present() -> set[str]:
     return {str(h / p) for h in CGROUP_MOUNT.iterdir() for p in CLIENT_CGROUP_PARENTS if (h / p).is_dir()}
 
 
-def remove_client_cgroup_parents(present_at_start: set[str]) -> None:
+def remove_client_cgroup_parents(present_at_start: set[str], timeout: float = 10.0) -> None:
     """rmdir the parents the clients created during the session, deepest first; fail naming any that
-    still hold a container cgroup."""
-    busy = []
+    still hold a container cgroup. EBUSY is retried for a while: exited container processes that this
+    machine's slow PID 1 has yet to reap can keep a cgroup busy."""
+    deadline = time.monotonic() + timeout
     for parent in sorted(CLIENT_CGROUP_PARENTS, key=lambda p: -p.count("/")):
         for hierarchy in CGROUP_MOUNT.iterdir():
             path = hierarchy / parent
-            if str(path) not in present_at_start and path.is_dir():
+            while str(path) not in present_at_start and path.is_dir():
                 try:
                     path.rmdir()
                 except OSError as e:
-                    busy.append(f"{path}: {e.strerror}")
-    if busy:
-        raise AssertionError(f"client cgroup parents left: {busy}")
+                    if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise AssertionError(f"client cgroup parent left: {path}: {e.strerror}") from None
+                    time.sleep(0.1)
 
 
 def client_mounts(areas: Iterable[str]) -> set[str]:
