@@ -148,6 +148,39 @@ def importtime_note() -> str:
             + ", ".join(importtime.HEAVY) + " (must be none on hot paths).")
 
 
+def probe_runtimes(ws: Workspace, names: list[str], pyrunc: Runtime) -> tuple[list[Runtime], dict[str, str], list[str]]:
+    """(runtimes that can run a container here, path of every installed one, why the others are skipped)."""
+    runtimes, found, skipped = [], {}, []
+    for name in names:
+        path = find_runtime(name)
+        if path is None:
+            skipped.append(f"{name}: not installed")
+            continue
+        found[name] = path
+        rt = pyrunc if name == "pyrunc" else ws.runtime(name, path)
+        reason = probe(ws, rt)
+        if reason:
+            skipped.append(f"{name}: {reason}")
+            rt.delete_all()
+        else:
+            runtimes.append(rt)
+    for line in skipped:
+        log(f"skipping {line}")
+    return runtimes, found, skipped
+
+
+def print_results(tables: tuple[list[list[str]], list[list[str]]], notes: list[str],
+                  costs: list[importtime.PathCost]) -> None:
+    for table in tables:
+        print(report.text_table(table))
+    for note in notes:
+        print(f"note: {note}")
+    for cost in costs:
+        groups = cost.group_ms()
+        print(f"imports {cost.command:20s} " + " ".join(f"{k} {v:5.1f} ms" for k, v in groups.items())
+              + f"  heavy: {','.join(cost.heavy()) or 'none'}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runtimes", default="pyrunc,runc,crun")
@@ -160,57 +193,33 @@ def main() -> int:
         sys.exit("bench: must run as root")
     out = args.out or (None if args.quick else str(REPO / "docs" / "performance.md"))
     cfg = QUICK if args.quick else FULL
+    with_clients = args.clients if args.clients is not None else not args.quick
     load_before = load_average()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # like ^C: clean up on the way out
     become_subreaper()
     precompile()
     ws = Workspace()
     pyrunc = ws.runtime("pyrunc", str(PYRUNC))
-    found: dict[str, str] = {}
-    skipped: list[str] = []
     runtimes: list[Runtime] = []
     try:
-        for name in args.runtimes.split(","):
-            path = find_runtime(name)
-            if path is None:
-                skipped.append(f"{name}: not installed")
-                continue
-            found[name] = path
-            rt = pyrunc if name == "pyrunc" else ws.runtime(name, path)
-            reason = probe(ws, rt)
-            if reason:
-                skipped.append(f"{name}: {reason}")
-                rt.delete_all()
-            else:
-                runtimes.append(rt)
-        for line in skipped:
-            log(f"skipping {line}")
+        runtimes, found, skipped = probe_runtimes(ws, args.runtimes.split(","), pyrunc)
         base = cases.baselines(ws, str(PYRUNC.parent / "python"), cfg["base"])
-        with_clients = args.clients if args.clients is not None else not args.quick
         results = measure(ws, runtimes, cfg, with_clients) if runtimes else []
         log("import time per command path")
+        precompile()  # sources edited while the cases ran would otherwise be compiled on every start
         costs = importtime.measure(ws, pyrunc, cfg["imports"])
     finally:
         for problem in ws.cleanup([*runtimes, pyrunc]):
             log(f"cleanup: {problem}")
     names = [name for name in found if name != "crun" or "crun" in {rt.name for rt in runtimes}]
-    table = report.rows(results, names)
-    cpu_table = report.cpu_rows(results, names)
+    tables = (report.rows(results, names), report.cpu_rows(results, names))
     notes = [f"{line} (skipped)" for line in skipped] + report.notes(results)
-    print(report.text_table(table))
-    print(report.text_table(cpu_table))
-    for note in notes:
-        print(f"note: {note}")
-    for cost in costs:
-        groups = cost.group_ms()
-        print(f"imports {cost.command:20s} " + " ".join(f"{k} {v:5.1f} ms" for k, v in groups.items())
-              + f"  heavy: {','.join(cost.heavy()) or 'none'}")
+    print_results(tables, notes, costs)
     if out:
         out_path = Path(out)
         svg_path = out_path.with_suffix(".svg")
         svg_path.write_text(report.svg_chart(results, names))
-        facts = machine_facts(found, load_before)
-        text = document(facts, (table, cpu_table), notes, costs, base, svg_path.name, args.quick)
+        text = document(machine_facts(found, load_before), tables, notes, costs, base, svg_path.name, args.quick)
         existing = out_path.read_text() if out_path.exists() else ""
         out_path.write_text(report.splice(existing, text))
         log(f"wrote {out_path} and {svg_path}")

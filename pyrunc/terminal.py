@@ -9,6 +9,7 @@ it to and from the user's terminal (`ConsoleProxy`).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import signal
@@ -87,7 +88,7 @@ def become_console_owner(slave: int, uid: int) -> None:
     try:
         os.fchown(slave, uid, -1)
     except OSError as err:
-        if err.errno not in (22, 1):
+        if err.errno not in (errno.EINVAL, errno.EPERM):
             raise
     for fd in (0, 1, 2):
         os.dup2(slave, fd)
@@ -173,11 +174,11 @@ class ConsoleReceiver:
 
     def close(self) -> None:
         self.sock.close()
-        for path in (self.path, self.dir):
-            try:
-                (os.unlink if path == self.path else os.rmdir)(path)
-            except OSError:
-                pass
+        try:
+            os.unlink(self.path)
+            os.rmdir(self.dir)
+        except OSError:
+            pass
 
 
 #: the signals the foreground forwards: all that can be caught, except SIGCHLD (ours) and hardware faults

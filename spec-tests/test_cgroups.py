@@ -142,19 +142,27 @@ def test_pids_limit_value(rt: Runtime, bundle: Bundle, limit: int, expected: str
     assert created(rt, bundle, {"pids": {"limit": limit}}).read("pids.max") == expected
 
 
+def io_weight_files() -> list[str]:
+    """The I/O weight files a cgroup below the root has here, preferred first ([]: no weight-based scheduler)."""
+    names = ("io.bfq.weight", "io.weight") if V2 else ("blkio.weight", "blkio.bfq.weight")
+    hierarchy = CGROUP_MOUNT if V2 else _cgroup_mounts()["blkio"]
+    probe = next(p for p in hierarchy.iterdir() if p.is_dir())  # the root cgroup lacks some of them
+    return [n for n in names if (probe / n).exists()]
+
+
+def expected_io_weight(file: str, weight: int) -> tuple[str, str]:
+    """What `file` reads after blockIO.weight: the weight itself, or v2's io.weight conversion."""
+    value = str(weight if "bfq" in file or not V2 else 1 + ((weight - 10) * 9999) // 990)
+    return value, f"default {value}"
+
+
 def test_blkio_weight_value(rt: Runtime, bundle: Bundle) -> None:
     """blockIO.weight: blkio.weight (or BFQ's) on v1, io.bfq.weight or the converted io.weight on v2."""
-    if V2:
-        names, probe = ("io.bfq.weight", "io.weight"), ContainerCgroup(os.getpid()).dirs[""]
-        probe = probe if probe != CGROUP_MOUNT else next(p for p in CGROUP_MOUNT.iterdir() if p.is_dir())
-    else:
-        names, probe = ("blkio.weight", "blkio.bfq.weight"), _cgroup_mounts()["blkio"]
-    if not any((probe / n).exists() for n in names):
-        pytest.skip(f"no {' or '.join(names)} on this host (no weight-based I/O scheduler)")
+    files = io_weight_files()
+    if not files:
+        pytest.skip("no blkio.weight/io.weight on this host (no weight-based I/O scheduler)")
     cg = created(rt, bundle, {"blockIO": {"weight": 500}})
-    file = next(n for n in names if cg.path(n).exists())
-    expected = "500" if "bfq" in file or not V2 else str(1 + ((500 - 10) * 9999) // 990)
-    assert cg.read(file) in (expected, f"default {expected}"), f"{file}: {cg.read(file)!r}"
+    assert cg.read(files[0]) in expected_io_weight(files[0], 500), f"{files[0]}: {cg.read(files[0])!r}"
 
 
 @pytest.mark.skipif(V2, reason="devices.list is cgroup v1 (v2 filters devices with a BPF program)")

@@ -11,7 +11,18 @@ from pathlib import Path
 
 import pytest
 from helpers import Bundle, Runtime
-from test_cgroups import MIB, V2, ContainerCgroup, memory_limit, shares_to_weight, started, wait_until
+from test_cgroups import (
+    MIB,
+    V2,
+    ContainerCgroup,
+    expected_io_weight,
+    has_swap_accounting,
+    io_weight_files,
+    memory_limit,
+    shares_to_weight,
+    started,
+    wait_until,
+)
 
 pytestmark = pytest.mark.cgroup
 
@@ -38,6 +49,23 @@ def test_update_flags_change_running_limits(rt: Runtime, bundle: Bundle) -> None
         assert (cg.read("cpu.shares"), cg.read("cpu.cfs_quota_us")) == ("256", "30000")
     assert (cg.read("cpuset.cpus"), cg.read("pids.max")) == ("0", "50")
     assert rt.state(cid)["status"] == "running"
+
+
+def test_update_memory_swap_and_blkio_weight(rt: Runtime, bundle: Bundle) -> None:
+    """--memory-swap (memory+swap: v2 stores the swap alone) and --blkio-weight, where the host has them."""
+    swap, weights = has_swap_accounting(), io_weight_files()
+    if not swap and not weights:
+        pytest.skip("this host has neither swap accounting nor an I/O weight file")
+    cid, pid = started(rt, bundle, "sleep", "1000")
+    flags = ["--memory", "100m", "--memory-swap", "300m"] if swap else []
+    flags += ["--blkio-weight", "300"] if weights else []
+    rt("update", *flags, cid, check=True)
+    cg = ContainerCgroup(pid)
+    if swap:
+        expected = str(200 * MIB) if V2 else str(300 * MIB)
+        assert cg.read("memory.swap.max" if V2 else "memory.memsw.limit_in_bytes") == expected
+    if weights:
+        assert cg.read(weights[0]) in expected_io_weight(weights[0], 300)
 
 
 @pytest.mark.parametrize("source", ["file", "stdin"])

@@ -94,7 +94,19 @@ def check_cpuset(value: str, online_file: str, where: str) -> None:
         online = {0}  # no NUMA: a single memory node
     missing = sorted(wanted - online)
     if missing:
-        raise CgroupError(f"{where}: {value!r} names {missing} which this host does not have")
+        raise CgroupError(f"{where}: {value!r} names [{_format_cpu_list(missing)}] which this host does not have "
+                          f"(it has {_format_cpu_list(sorted(online))})")
+
+
+def _format_cpu_list(numbers: list[int]) -> str:
+    """Sorted numbers in the kernel's list format: [0, 1, 2, 5] -> "0-2,5"."""
+    ranges: list[list[int]] = []
+    for n in numbers:
+        if ranges and n == ranges[-1][1] + 1:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
 
 
 def _cpuset(cpu: dict) -> list[Write]:

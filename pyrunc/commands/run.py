@@ -37,8 +37,8 @@ def run(g: object, o: dict) -> int:
 
         receiver = ConsoleReceiver()
         try:
-            container = create_container(g, o["container_id"], CreateOptions({**o, "console_socket": receiver.path}),
-                                         foreground=True)
+            # For create this is a detached run: the master goes to a console socket (ours).
+            container = create_container(g, o["container_id"], CreateOptions({**o, "console_socket": receiver.path}))
             try:
                 master = receiver.receive()
             except BaseException:

@@ -17,6 +17,10 @@ from ..errors import ConfigError, InvalidState, UsageError
 from ..namespaces import PROC_NAMES
 from ..state import CREATED, PAUSED, STOPPED, Container
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..process.exec_init import ExecContext
+
 #: the order of joining: the user namespace first (it grants the right to join the others), mount last
 _JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
@@ -139,18 +143,21 @@ def exec_process(container: Container, process: dict, opts: ExecOptions) -> int:
     terminal = bool(process.get("terminal"))
     check_terminal_flags(terminal, opts.console_socket, opts.detach)
     _check_preserved(opts.preserve_fds)
-    ctx = _prepare(container, process, opts)
+    # Like runc, an unreachable console socket fails before anything starts.
     console_sock = connect_console_socket(opts.console_socket) if opts.console_socket else None
     try:
-        if not opts.detach:
-            from .foreground import become_subreaper
+        ctx = _prepare(container, process, opts)
+        try:
+            if not opts.detach:
+                from .foreground import become_subreaper
 
-            become_subreaper()
-        pid, master = _launch(container, ctx, console_sock)
+                become_subreaper()
+            pid, master = _launch(container, ctx, console_sock)
+        finally:
+            for _, fd in ctx.namespaces:
+                os.close(fd)
+            os.close(ctx.root_fd)
     finally:
-        for _, fd in ctx.namespaces:
-            os.close(fd)
-        os.close(ctx.root_fd)
         if console_sock is not None:
             console_sock.close()
     if opts.pid_file:
@@ -168,7 +175,7 @@ def exec_process(container: Container, process: dict, opts: ExecOptions) -> int:
             os.close(master)
 
 
-def _prepare(container: Container, process: dict, opts: ExecOptions) -> object:
+def _prepare(container: Container, process: dict, opts: ExecOptions) -> ExecContext:
     """Validate the process's confinement and open the init's namespaces and root (checked not recycled)."""
     from ..process.exec_init import ExecContext
     from ..security import identity, lsm, rlimits
@@ -201,7 +208,7 @@ def _prepare(container: Container, process: dict, opts: ExecOptions) -> object:
                        capabilities=capabilities, seccomp=seccomp, rlimits=limits, preserve_fds=opts.preserve_fds)
 
 
-def _launch(container: Container, ctx: object, console_sock: socket.socket | None) -> tuple[int, int]:
+def _launch(container: Container, ctx: ExecContext, console_sock: socket.socket | None) -> tuple[int, int]:
     """Fork stage-1 and follow the protocol until the process has exec'd: (host pid, pty master or -1)."""
     from ..process.exec_init import exec_stage1
     from ..process.protocol import Channel, Msg

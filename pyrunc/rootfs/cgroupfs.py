@@ -9,7 +9,6 @@ The init has already joined the container's cgroups, so /proc/self/cgroup names 
 
 from __future__ import annotations
 
-import errno
 import os
 
 from .. import syscalls as s
@@ -28,13 +27,16 @@ _TMPFS_FLAGS = s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC
 class Hierarchy:
     """A cgroup hierarchy mounted on the host (as seen in /proc/self/mountinfo)."""
 
-    __slots__ = ("controllers", "fstype", "mountpoint", "root")
+    __slots__ = ("controllers", "fstype", "mountpoint", "root", "super_options")
 
-    def __init__(self, mountpoint: str, root: str, fstype: str, controllers: frozenset[str]) -> None:
+    def __init__(self, mountpoint: str, root: str, fstype: str, controllers: frozenset[str],
+                 super_options: str = "") -> None:
         self.mountpoint = mountpoint
         self.root = root
         self.fstype = fstype
         self.controllers = controllers
+        #: the superblock's options ("rw,nsdelegate,memory_recursiveprot" for a cgroup2)
+        self.super_options = super_options
 
     @property
     def name(self) -> str:
@@ -62,12 +64,13 @@ def hierarchies(known: set[str], outside: str) -> list[Hierarchy]:
             fstype = fields[dash + 1]
             if fstype not in ("cgroup", "cgroup2"):
                 continue
-            super_options = set(fields[dash + 3].split(","))
-            controllers = frozenset(super_options & known) if fstype == "cgroup" else frozenset()
+            super_options = fields[dash + 3]
+            controllers = frozenset(set(super_options.split(",")) & known) if fstype == "cgroup" else frozenset()
             mountpoint = _unescape(fields[4])
             if mountpoint == outside or mountpoint.startswith(outside.rstrip("/") + "/"):
                 continue
-            found.setdefault((fstype, controllers), Hierarchy(mountpoint, _unescape(fields[3]), fstype, controllers))
+            found.setdefault((fstype, controllers),
+                             Hierarchy(mountpoint, _unescape(fields[3]), fstype, controllers, super_options))
     return list(found.values())
 
 
@@ -89,16 +92,22 @@ def mount_cgroup(root: Root, mount: dict, options: MountOptions, ctx: MountConte
 
 
 def _mount_v2(root: Root, mount: dict, options: MountOptions, ctx: MountContext) -> None:
+    """A cgroup2 mount of the container's own cgroup.
+
+    cgroup2 has one superblock for the whole machine: a new mount reconfigures it with the options it
+    names (dropping the host's nsdelegate or memory_recursiveprot). So without a cgroup namespace the
+    container's own cgroup is bound from the host's hierarchy, and with one the new mount repeats the
+    host's superblock options.
+    """
+    unified = next((h for h in hierarchies(set(), root.real_path) if h.fstype == "cgroup2"), None)
     dest = root.make_dirs(mount["destination"])
     try:
-        try:
-            s.mount("cgroup2", fd_path(dest), "cgroup2", options.flags, options.data_string)
-        except OSError as err:
-            if err.errno not in (errno.EPERM, errno.EBUSY) or ctx.cgroupns:
-                raise
-            own = own_cgroups().get(frozenset(), "/")
-            unified = next(h for h in hierarchies(set(), root.real_path) if h.fstype == "cgroup2")
-            _bind_dir(_host_dir(unified, own), dest, options)
+        if unified is not None and not ctx.cgroupns:
+            _bind_dir(_host_dir(unified, own_cgroups().get(frozenset(), "/")), dest, options)
+        else:
+            host_options = [o for o in (unified.super_options.split(",") if unified else ()) if o not in ("rw", "ro")]
+            data = ",".join([*host_options, *([options.data_string] if options.data_string else [])]) or None
+            s.mount("cgroup2", fd_path(dest), "cgroup2", options.flags, data)
     finally:
         os.close(dest)
     with root.opened(mount["destination"]) as new:

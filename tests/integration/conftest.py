@@ -18,7 +18,7 @@ import pytest
 from harness import host
 from harness.daemons import CONTAINERD, Containerd
 from harness.images import Images, ensure_images
-from harness.scenario import FAILED, STATE_ROOTS, check_nothing_left, require
+from harness.scenario import ENGINE_MOUNTS, FAILED, STATE_ROOTS, check_nothing_left, require
 from helpers import runtime_path  # spec-tests/helpers.py, on sys.path through tests/conftest.py
 
 
@@ -95,7 +95,7 @@ def leak_check(request: pytest.FixtureRequest, base_dir: Path) -> Iterator[None]
     """Fail a scenario that leaves mounts, container cgroups, client processes or runtime state behind."""
 
     def take() -> dict[str, set[str]]:
-        return host.snapshot(base_dir, STATE_ROOTS)
+        return host.snapshot(base_dir, STATE_ROOTS, ENGINE_MOUNTS)
 
     before = take()
     yield

@@ -24,64 +24,74 @@ cri_grpc = pytest.importorskip("cri_api.v1.api_pb2_grpc")
 
 HANDLER = "testrt"
 NAMESPACE = "k8s.io"
+RPC_TIMEOUT = 30.0
+
+
+def pod_namespaces() -> object:
+    """The host's network (no CNI needed), the pod's pid and ipc namespaces."""
+    return cri.NamespaceOption(network=cri.NODE, pid=cri.POD, ipc=cri.POD)
 
 
 class Cri:
-    """The CRI runtime service of a containerd, with the helpers a scenario needs."""
+    """The CRI runtime service of a containerd, called as the kubelet calls it."""
 
     def __init__(self, containerd: Containerd) -> None:
         self.containerd = containerd
         self.channel = grpc.insecure_channel(f"unix://{containerd.socket}")
-        self.runtime = cri_grpc.RuntimeServiceStub(self.channel)
+        self.service = cri_grpc.RuntimeServiceStub(self.channel)
 
-    def pod_config(self, name: str) -> object:
+    def __call__(self, method: str, request: object) -> object:
+        """One RuntimeService RPC, e.g. `cri("StartContainer", cri.StartContainerRequest(...))`."""
+        return getattr(self.service, method)(request, timeout=RPC_TIMEOUT)
+
+    @staticmethod
+    def pod_config(name: str) -> object:
         return cri.PodSandboxConfig(
             metadata=cri.PodSandboxMetadata(name=name, uid=uuid.uuid4().hex, namespace="default", attempt=0),
             linux=cri.LinuxPodSandboxConfig(
                 cgroup_parent=f"/{host.CRI_CGROUP_PARENT}",
-                security_context=cri.LinuxSandboxSecurityContext(namespace_options=cri.NamespaceOption(
-                    network=cri.NODE, pid=cri.POD, ipc=cri.POD)),
+                security_context=cri.LinuxSandboxSecurityContext(namespace_options=pod_namespaces()),
             ),
         )
 
     def run_pod(self, config: object) -> str:
-        request = cri.RunPodSandboxRequest(config=config, runtime_handler=HANDLER)
-        return self.runtime.RunPodSandbox(request, timeout=30).pod_sandbox_id
+        return self("RunPodSandbox", cri.RunPodSandboxRequest(config=config, runtime_handler=HANDLER)).pod_sandbox_id
 
     def create_container(self, pod_id: str, pod_config: object, name: str, command: list[str]) -> str:
         config = cri.ContainerConfig(
             metadata=cri.ContainerMetadata(name=name, attempt=0),
             image=cri.ImageSpec(image=BUSYBOX),
             command=command,
-            linux=cri.LinuxContainerConfig(security_context=cri.LinuxContainerSecurityContext(
-                namespace_options=cri.NamespaceOption(network=cri.NODE, pid=cri.POD, ipc=cri.POD))),
+            linux=cri.LinuxContainerConfig(
+                security_context=cri.LinuxContainerSecurityContext(namespace_options=pod_namespaces())),
         )
         request = cri.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod_config)
-        return self.runtime.CreateContainer(request, timeout=30).container_id
+        return self("CreateContainer", request).container_id
 
-    def exec_sync(self, container_id: str, *cmd: str) -> object:
-        return self.runtime.ExecSync(cri.ExecSyncRequest(container_id=container_id, cmd=list(cmd), timeout=20),
-                                     timeout=30)
+    def start_container(self, container_id: str) -> None:
+        self("StartContainer", cri.StartContainerRequest(container_id=container_id))
 
     def container_status(self, container_id: str) -> object:
-        return self.runtime.ContainerStatus(cri.ContainerStatusRequest(container_id=container_id), timeout=10).status
+        return self("ContainerStatus", cri.ContainerStatusRequest(container_id=container_id)).status
+
+    def remove_pod(self, pod_id: str) -> None:
+        """StopPodSandbox (stops its containers too), then RemovePodSandbox."""
+        self("StopPodSandbox", cri.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+        self("RemovePodSandbox", cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+
+    def pods(self) -> list[str]:
+        return [p.id for p in self("ListPodSandbox", cri.ListPodSandboxRequest()).items]
+
+    def containers(self) -> list[str]:
+        return [c.id for c in self("ListContainers", cri.ListContainersRequest()).containers]
 
     def task_pid(self, task_id: str) -> int:
         """The host pid of a container's init, from containerd's task list."""
         lines = self.containerd.ctr("task", "ls", namespace=NAMESPACE).check().stdout.splitlines()[1:]
-        pids = {f[0]: int(f[1]) for f in (line.split() for line in lines) if f}
-        return pids[task_id]
+        return {f[0]: int(f[1]) for f in (line.split() for line in lines) if f}[task_id]
 
-    def pods(self) -> list[str]:
-        return [p.id for p in self.runtime.ListPodSandbox(cri.ListPodSandboxRequest(), timeout=10).items]
-
-    def containers(self) -> list[str]:
-        return [c.id for c in self.runtime.ListContainers(cri.ListContainersRequest(), timeout=10).containers]
-
-    def remove_all(self) -> None:
-        for pod_id in self.pods():
-            self.runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=30)
-            self.runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=30)
+    def runtime_binary_of(self, container_id: str) -> str | None:
+        return self.containerd.runtime_binary_of(container_id, namespace=NAMESPACE)
 
 
 @pytest.fixture(scope="module")
@@ -96,81 +106,81 @@ def cri_session(runtime: str, images: Images, base_dir: Path) -> Iterator[Cri]:
         yield client
     finally:
         if client is not None:
-            client.remove_all()
+            for pod_id in client.pods():  # the safety net
+                client.remove_pod(pod_id)
             client.channel.close()
         daemon.stop()
 
 
 @pytest.fixture
-def cri_client(request: pytest.FixtureRequest, cri_session: Cri) -> Iterator[Cri]:
+def kubelet(request: pytest.FixtureRequest, cri_session: Cri) -> Iterator[Cri]:
     assert not cri_session.pods(), "pods left by an earlier scenario"
     yield cri_session
     left = cri_session.pods() + cri_session.containers()
-    cri_session.remove_all()
+    for pod_id in cri_session.pods():
+        cri_session.remove_pod(pod_id)
     check_nothing_left(request, left, "pods or containers")
 
 
-def namespaces(pid: int, kinds: tuple[str, ...] = ("pid", "ipc", "uts", "net", "mnt")) -> dict[str, str]:
-    return {kind: os.readlink(f"/proc/{pid}/ns/{kind}") for kind in kinds}
+def namespaces(pid: int) -> dict[str, str]:
+    return {kind: os.readlink(f"/proc/{pid}/ns/{kind}") for kind in ("pid", "ipc", "uts", "net", "mnt")}
 
 
-def test_runtime_handler_is_known(cri_client: Cri) -> None:
-    status = cri_client.runtime.Status(cri.StatusRequest(verbose=True), timeout=10)
-    runtime_ready = {c.type: c.status for c in status.status.conditions}
-    assert runtime_ready.get("RuntimeReady") is True, status
+def test_runtime_handler_is_configured(kubelet: Cri) -> None:
+    status = kubelet("Status", cri.StatusRequest(verbose=True))
+    conditions = {c.type: c.status for c in status.status.conditions}
+    assert conditions.get("RuntimeReady") is True, status
     assert f'"{HANDLER}"' in status.info.get("config", ""), "runtime handler missing from the CRI config"
 
 
-def test_pod_lifecycle(cri_client: Cri, runtime: str) -> None:
+def test_pod_lifecycle(kubelet: Cri, runtime: str) -> None:
     """RunPodSandbox, CreateContainer + StartContainer in it, ExecSync, ContainerStats, StopContainer,
-    StopPodSandbox, RemovePodSandbox."""
-    pod_config = cri_client.pod_config("pyrunc-pod")
-    pod_id = cri_client.run_pod(pod_config)
-    pod_pid = cri_client.task_pid(pod_id)
-    assert cri_client.containerd.runtime_binary_of(pod_id, namespace=NAMESPACE) == runtime
-    assert Path(f"/proc/{pod_pid}/cmdline").read_bytes().split(b"\0")[0] == b"/pause"
+    RemoveContainer, StopPodSandbox, RemovePodSandbox."""
+    pod_config = kubelet.pod_config("pyrunc-pod")
+    pod_id = kubelet.run_pod(pod_config)
+    pod_pid = kubelet.task_pid(pod_id)
+    assert kubelet.runtime_binary_of(pod_id) == runtime
+    assert Path(f"/proc/{pod_pid}/cmdline").read_bytes() == b"/pause\0-P\0"
 
-    cid = cri_client.create_container(pod_id, pod_config, "busybox", ["sh", "-c", TERM_HANDLER])
-    assert cri_client.container_status(cid).state == cri.CONTAINER_CREATED
-    assert cri_client.containerd.runtime_binary_of(cid, namespace=NAMESPACE) == runtime
-    cri_client.runtime.StartContainer(cri.StartContainerRequest(container_id=cid), timeout=30)
-    assert cri_client.container_status(cid).state == cri.CONTAINER_RUNNING
+    cid = kubelet.create_container(pod_id, pod_config, "busybox", ["sh", "-c", TERM_HANDLER])
+    assert kubelet.container_status(cid).state == cri.CONTAINER_CREATED
+    assert kubelet.runtime_binary_of(cid) == runtime
+    kubelet.start_container(cid)
+    assert kubelet.container_status(cid).state == cri.CONTAINER_RUNNING
 
     # The container joins the pod's pid and ipc namespaces; both keep the host's network and UTS namespaces.
-    mine, pods, hosts = namespaces(cri_client.task_pid(cid)), namespaces(pod_pid), namespaces(os.getpid())
+    mine, pods, hosts = namespaces(kubelet.task_pid(cid)), namespaces(pod_pid), namespaces(os.getpid())
     assert (mine["pid"], mine["ipc"]) == (pods["pid"], pods["ipc"])
     assert hosts["pid"] != pods["pid"] and hosts["ipc"] != pods["ipc"]
     assert (mine["net"], mine["uts"]) == (pods["net"], pods["uts"]) == (hosts["net"], hosts["uts"])
     assert mine["mnt"] != pods["mnt"]
 
-    result = cri_client.exec_sync(cid, "sh", "-c", "cat /proc/1/cmdline; echo; echo err >&2; exit 3")
-    assert result.exit_code == 3, result
-    assert result.stdout == b"/pause\0-P\0\n", result
-    assert result.stderr == b"err\n", result
+    script = "cat /proc/1/cmdline; echo; echo err >&2; exit 3"
+    result = kubelet("ExecSync", cri.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", script], timeout=20))
+    assert (result.exit_code, result.stdout, result.stderr) == (3, b"/pause\0-P\0\n", b"err\n"), result
 
-    stats = cri_client.runtime.ContainerStats(cri.ContainerStatsRequest(container_id=cid), timeout=10).stats
+    stats = kubelet("ContainerStats", cri.ContainerStatsRequest(container_id=cid)).stats
     assert stats.attributes.id == cid
     assert stats.memory.working_set_bytes.value > 0, stats
     assert stats.cpu.usage_core_nano_seconds.value > 0, stats
 
-    cri_client.runtime.StopContainer(cri.StopContainerRequest(container_id=cid, timeout=10), timeout=30)
-    status = cri_client.container_status(cid)
-    assert status.state == cri.CONTAINER_EXITED and status.exit_code == 7, status
-    cri_client.runtime.RemoveContainer(cri.RemoveContainerRequest(container_id=cid), timeout=30)
+    kubelet("StopContainer", cri.StopContainerRequest(container_id=cid, timeout=10))
+    status = kubelet.container_status(cid)
+    assert (status.state, status.exit_code) == (cri.CONTAINER_EXITED, 7), status
+    kubelet("RemoveContainer", cri.RemoveContainerRequest(container_id=cid))
 
-    cri_client.runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=30)
-    cri_client.runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=30)
-    assert not cri_client.pods() and not cri_client.containers()
-    assert not cri_client.containerd.ctr("containers", "ls", "-q", namespace=NAMESPACE).stdout.split()
+    kubelet.remove_pod(pod_id)
+    assert not kubelet.pods() and not kubelet.containers()
+    assert not kubelet.containerd.ctr("containers", "ls", "-q", namespace=NAMESPACE).stdout.split()
 
 
-def test_remove_pod_with_running_container(cri_client: Cri) -> None:
-    """RemovePodSandbox after StopPodSandbox takes a running container down with the pod."""
-    pod_config = cri_client.pod_config("pyrunc-pod2")
-    pod_id = cri_client.run_pod(pod_config)
-    cid = cri_client.create_container(pod_id, pod_config, "sleeper", ["sleep", "1000"])
-    cri_client.runtime.StartContainer(cri.StartContainerRequest(container_id=cid), timeout=30)
-    cri_client.runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=30)
-    assert cri_client.container_status(cid).state == cri.CONTAINER_EXITED
-    cri_client.runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=30)
-    assert not cri_client.pods() and not cri_client.containers()
+def test_remove_pod_with_running_container(kubelet: Cri) -> None:
+    """StopPodSandbox takes a running container down with the pod; RemovePodSandbox removes both."""
+    pod_config = kubelet.pod_config("pyrunc-pod2")
+    pod_id = kubelet.run_pod(pod_config)
+    cid = kubelet.create_container(pod_id, pod_config, "sleeper", ["sleep", "1000"])
+    kubelet.start_container(cid)
+    kubelet("StopPodSandbox", cri.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+    assert kubelet.container_status(cid).state == cri.CONTAINER_EXITED
+    kubelet("RemovePodSandbox", cri.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+    assert not kubelet.pods() and not kubelet.containers()

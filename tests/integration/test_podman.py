@@ -13,6 +13,7 @@ from harness.commands import wait_until
 from harness.daemons import CONMON, PODMAN, Podman
 from harness.images import BUSYBOX, Images
 from harness.scenario import (
+    ENGINE_MOUNTS,
     SHELL_PROMPT,
     TERM_HANDLER,
     TTY_SESSION,
@@ -29,8 +30,11 @@ def podman_session(request: pytest.FixtureRequest, runtime: str, images: Images,
     conf = request.param == "containers.conf"
     client = Podman(base_dir / ("pm-conf" if conf else "pm-flags"), runtime, containers_conf=conf)
     client("load", "-i", str(images.busybox_oci if conf else images.busybox_docker)).check()
+    ENGINE_MOUNTS.add(str(client.storage_home))
     yield client
     client("rm", "--all", "--force", "--time", "0")  # the safety net
+    client.wait_idle()
+    ENGINE_MOUNTS.discard(str(client.storage_home))
 
 
 @pytest.fixture

@@ -71,11 +71,12 @@ def socket_ready(path: Path) -> Callable[[], bool]:
 
 
 class Containerd:
-    """containerd with root, state and sockets in `base`; `cri` enables the CRI plugin with a runtime
-    handler `testrt` whose BinaryName is the runtime (plus `cri_config` merged into the CRI section)."""
+    """containerd with root, state and sockets in `base` (and PATH `path_env` if given). Without `cri` the
+    CRI plugin is disabled; with it, it has a runtime handler `testrt` whose BinaryName is `runtime`, and
+    `sandbox_image` as the pause image."""
 
     def __init__(self, base: Path, *, cri: bool = False, path_env: str | None = None,
-                 runtime: str | None = None, sandbox_image: str | None = None, cgroup_parent: str = "") -> None:
+                 runtime: str | None = None, sandbox_image: str | None = None) -> None:
         base.mkdir(parents=True, exist_ok=True)
         self.base = base
         self.socket = base / "containerd.sock"
@@ -87,11 +88,11 @@ class Containerd:
         self.daemon = Daemon("containerd", [CONTAINERD, "--config", str(self.config)], base / "containerd.log",
                              socket_ready(self.socket), env=env)
 
-    def ctr(self, *args: str, namespace: str = "default", timeout: float = 30.0) -> Result:
-        return run([CTR, "--address", str(self.socket), "--namespace", namespace, *args], timeout=timeout)
-
     def ctr_argv(self, *args: str, namespace: str = "default") -> list[str]:
         return [CTR, "--address", str(self.socket), "--namespace", namespace, *args]
+
+    def ctr(self, *args: str, namespace: str = "default") -> Result:
+        return run(self.ctr_argv(*args, namespace=namespace))
 
     def runtime_binary_of(self, container_id: str, namespace: str = "default") -> str | None:
         """BinaryName in a container's runc shim options (containerd.runc.v1.Options, field 6)."""
@@ -206,8 +207,8 @@ class EngineClient:
             args = (args[0], *self.run_options, *args[1:])
         return [*self.base_argv, *args]
 
-    def __call__(self, *args: str, timeout: float = 30.0) -> Result:
-        return run(self.argv(*args), timeout=timeout, env=self.env)
+    def __call__(self, *args: str) -> Result:
+        return run(self.argv(*args), env=self.env)
 
     def in_pty(self, *args: str, send: str, after: str) -> Result:
         return run_in_pty(self.argv(*args), send=send, after=after, env=self.env)
@@ -278,6 +279,8 @@ class Podman(EngineClient):
     conmon passes `--log-format=json --log`) come from a CONTAINERS_CONF file; otherwise from flags."""
 
     def __init__(self, base: Path, runtime: str, *, containers_conf: bool = False) -> None:
+        self.base = base
+        self.storage_home = base / "root" / "overlay"  # the overlay driver bind-mounts it onto itself
         for sub in ("root", "runroot", "tmp"):
             (base / sub).mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
@@ -292,6 +295,11 @@ class Podman(EngineClient):
             argv += ["--runtime", runtime, "--conmon", CONMON, "--cgroup-manager", "cgroupfs",
                      "--events-backend", "file"]
             super().__init__(argv, ["--network", "none", *(f"--ulimit={k}={v}" for k, v in ULIMITS.items())], env)
+
+
+    def wait_idle(self) -> None:
+        """Wait for the clean-up podman processes that conmon starts when a container exits."""
+        wait_until(lambda: not host.processes_naming(str(self.base)), "podman's clean-up processes to end")
 
 
 def podman_containers_conf(runtime: str) -> str:

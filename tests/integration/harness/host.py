@@ -92,14 +92,15 @@ def remove_client_cgroup_parents(present_at_start: set[str], timeout: float = 10
                     time.sleep(0.1)
 
 
-def client_mounts(areas: Iterable[str]) -> set[str]:
+def client_mounts(areas: Iterable[str], ignored: Iterable[str] = ()) -> set[str]:
     """Mount points (with source and fs type) under the clients' areas, in this mount namespace."""
     prefixes = tuple(a.rstrip("/") + "/" for a in areas)
+    ignored = set(ignored)
     entries = set()
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         fields = line.split()
         point = fields[4]
-        if (point + "/").startswith(prefixes):
+        if (point + "/").startswith(prefixes) and point not in ignored:
             rest = fields[fields.index("-") + 1:]
             entries.add(f"{point} {rest[0]} {rest[1]}")
     return entries
@@ -145,9 +146,9 @@ def runtime_state_entries(extra_roots: Iterable[Path] = ()) -> set[str]:
     return found
 
 
-def snapshot(base_dir: Path, state_roots: Iterable[Path]) -> dict[str, set[str]]:
+def snapshot(base_dir: Path, state_roots: Iterable[Path], engine_mounts: Iterable[str]) -> dict[str, set[str]]:
     return {
-        "mounts": client_mounts((*MOUNT_AREAS, str(base_dir))),
+        "mounts": client_mounts((*MOUNT_AREAS, str(base_dir)), engine_mounts),
         "cgroups": client_cgroups(),
         "processes": client_processes(str(base_dir)),
         "runtime state entries": runtime_state_entries(state_roots),

@@ -24,6 +24,10 @@ FAILED = pytest.StashKey[bool]()
 # Runtime roots of the daemons running now (dockerd's exec-root), checked for left-over state.
 STATE_ROOTS: list[Path] = []
 
+# Mount points an engine keeps for itself and may drop and take again between containers (podman's
+# overlay driver bind-mounts its home onto itself): not a container's left-over.
+ENGINE_MOUNTS: set[str] = set()
+
 
 def new_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
