@@ -26,7 +26,7 @@ import cases
 import clients
 import importtime
 import report
-from harness import REPO, Runtime, Workspace, become_subreaper, first_line
+from harness import REPO, Runtime, Workspace, become_subreaper, last_line
 
 PYRUNC = REPO / ".venv" / "bin" / "pyrunc"
 FULL = {"base": 30, "run": 50, "life": 30, "seq": (100, 2), "par": (20, 8), "list": (200, 20), "exec": 40,
@@ -49,7 +49,7 @@ def probe(ws: Workspace, rt: Runtime) -> str:
     if call.ok:
         return ""
     rt.call("delete", "--force", container_id)
-    return f"`run` of `true` fails: exit {call.status}: {first_line(call.stderr)}"
+    return f"`run` of `true` fails: exit {call.status}: {last_line(call.stderr)}"
 
 
 def precompile() -> None:

@@ -18,13 +18,17 @@ from harness import (
     Runtime,
     Workspace,
     cpu_seconds,
-    first_line,
     kill_cgroup_processes,
+    last_line,
     reap_orphans,
     remove_cgroups,
     wait_for,
     wait_gone,
 )
+
+#: A `run` under a tight memory limit that has not finished by then is stuck (reclaim loop, a lost
+#: message): it is killed and counts as a failure.
+PROBE_TIMEOUT = 10.0
 
 
 @dataclass
@@ -80,7 +84,7 @@ def alternating(runtimes: list[Runtime], i: int) -> list[Runtime]:
 
 def _fail(case: Case, rt: Runtime, what: str, call: Call) -> None:
     """Note the first failure of a runtime in a case (later iterations skip it)."""
-    case.notes.setdefault(rt.name, f"{what}: exit {call.status}: {first_line(call.stderr)}")
+    case.notes.setdefault(rt.name, f"{what}: exit {call.status}: {last_line(call.stderr)}")
 
 
 def baselines(ws: Workspace, python: str, n: int) -> list[Case]:
@@ -197,7 +201,7 @@ def concurrent(ws: Workspace, runtimes: list[Runtime], count: int, reps: int) ->
             failed = [err for p, err in zip(pids, errs, strict=True) if os.waitstatus_to_exitcode(results[p][0])]
             if failed:
                 case.notes[rt.name] = (f"{len(failed)} of {count} concurrent runs failed, e.g.: "
-                                       f"{first_line(Path(failed[0]).read_text(errors='replace'))}")
+                                       f"{last_line(Path(failed[0]).read_text(errors='replace'))}")
                 rt.delete_all()
             else:
                 case.add(rt.name, elapsed * 1000, sum(cpu_seconds(r) for _, r in results.values()) * 1000)
@@ -217,7 +221,7 @@ def _parallel(ws: Workspace, argvs: list[list[str]], width: int = 8) -> list[tup
         for pid, (status, _) in wait_for(set(batch)).items():
             if status != 0:
                 argv, err = batch[pid]
-                failed.append((argv, first_line(Path(err).read_text(errors="replace"))))
+                failed.append((argv, last_line(Path(err).read_text(errors="replace"))))
     return failed
 
 
@@ -344,28 +348,38 @@ def smallest_memory_limit(ws: Workspace, runtimes: list[Runtime], step_kib: int)
                 timed=False)
     lo, hi = 1024 // step_kib, 64 * 1024 // step_kib  # in steps
     for rt in runtimes:
-        if not _starts_under(ws, rt, hi * step_kib * 1024):
+        hung: list[str] = []
+
+        def starts(steps: int, rt: Runtime = rt, hung: list[str] = hung) -> bool:
+            call = _run_under(ws, rt, steps * step_kib * 1024)
+            if call.status == -9 and call.seconds >= PROBE_TIMEOUT:
+                hung.append(f"{steps * step_kib / 1024:g} MiB")
+            return call.ok
+
+        if not starts(hi):
             case.notes[rt.name] = "does not start even under 64 MiB"
             continue
         low, high = lo, hi  # invariant: high works; low is assumed (then checked) to fail
-        if _starts_under(ws, rt, low * step_kib * 1024):
+        if starts(low):
             case.add(rt.name, low * step_kib / 1024)
             case.notes[rt.name] = "starts under 1 MiB already"
             continue
         while high - low > 1:
             mid = (low + high) // 2
-            if _starts_under(ws, rt, mid * step_kib * 1024):
+            if starts(mid):
                 high = mid
             else:
                 low = mid
         case.add(rt.name, high * step_kib / 1024)
-        case.notes.setdefault(rt.name, f"fails at {low * step_kib / 1024:g} MiB")
+        stuck = f"; hung (killed after {PROBE_TIMEOUT:g} s) under {', '.join(hung)}" if hung else ""
+        case.notes.setdefault(rt.name, f"fails at {low * step_kib / 1024:g} MiB{stuck}")
     return case
 
 
-def _starts_under(ws: Workspace, rt: Runtime, limit: int) -> bool:
+def _run_under(ws: Workspace, rt: Runtime, limit: int) -> Call:
+    """`run` of `true` under a memory limit; whatever a failure left behind is removed."""
     container_id, bundle = ws.bundle(rt, ["true"], memory_limit=limit)
-    call = rt.call("run", "--bundle", bundle, container_id)
+    call = rt.call("run", "--bundle", bundle, container_id, timeout=PROBE_TIMEOUT)
     if not call.ok:
         rt.call("delete", "--force", container_id)
         cgroup = f"{rt.cgroup_parent}/{container_id}".lstrip("/")
@@ -373,4 +387,4 @@ def _starts_under(ws: Workspace, rt: Runtime, limit: int) -> bool:
         reap_orphans()
         remove_cgroups(cgroup)
     ws.forget_bundle(bundle)
-    return call.ok
+    return call

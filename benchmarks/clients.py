@@ -7,11 +7,12 @@ medians only, so these cases hold one value per runtime, and runtimes are not al
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
 from cases import Case
-from harness import REPO, Runtime, first_line
+from harness import REPO, Runtime, last_line
 
 SCRIPT = REPO / "tests" / "integration" / "bench_clients.py"
 CLIENTS = {"ctr run --rm": "ctr", "podman run --rm": "podman", "docker run --rm": "docker"}
@@ -34,17 +35,25 @@ def client_cases(runtimes: list[Runtime], runs: int) -> list[Case]:
             if client in medians:
                 case.add(rt.name, medians[client])
             else:
-                case.notes[rt.name] = f"bench_clients.py exit {proc.returncode}: {first_line(proc.stderr)}"
+                case.notes[rt.name] = f"bench_clients.py exit {proc.returncode}: {_client_error(proc.stderr)}"
     return list(cases.values())
 
 
+def _client_error(stderr: str) -> str:
+    """The failed client's own stderr line (bench_clients.py prints it as `stderr: ...`), else the last line."""
+    quoted = [line for line in stderr.splitlines() if line.startswith("stderr: ") and line.strip() != "stderr:"]
+    return quoted[-1][:300] if quoted else last_line(stderr)
+
+
 def _parse(stdout: str) -> dict[str, float]:
-    """Lines `<client>   <median ms>` after the header line."""
+    """Lines `<client>   <median ms>` after the header line (`nan` when that client failed)."""
     medians = {}
     for line in stdout.splitlines()[1:]:
         name, _, value = line.rpartition(" ")
         try:
-            medians[name.strip()] = float(value)
+            median = float(value)
         except ValueError:
             continue
+        if not math.isnan(median):
+            medians[name.strip()] = median
     return medians

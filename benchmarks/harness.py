@@ -94,11 +94,11 @@ class Spawner:
             chunks.append(chunk)
         return b"".join(chunks).decode(errors="replace")
 
-    def call(self, argv: list[str]) -> Call:
-        """Run argv to completion, timed; reaps any orphan that exits meanwhile."""
+    def call(self, argv: list[str], timeout: float = CALL_TIMEOUT) -> Call:
+        """Run argv to completion (SIGKILLed after `timeout`), timed; reaps any orphan that exits meanwhile."""
         t0 = time.perf_counter()
         pid = self.start(argv)
-        status, rusage = wait_for({pid})[pid]
+        status, rusage = wait_for({pid}, timeout)[pid]
         seconds = time.perf_counter() - t0
         return Call(seconds, cpu_seconds(rusage), os.waitstatus_to_exitcode(status), self._read(self._out),
                     self._read(self._err))
@@ -182,13 +182,13 @@ class Runtime:
     def argv(self, *args: str) -> list[str]:
         return [self.path, "--root", str(self.root), *args]
 
-    def call(self, *args: str) -> Call:
-        return self.spawner.call(self.argv(*args))
+    def call(self, *args: str, timeout: float = CALL_TIMEOUT) -> Call:
+        return self.spawner.call(self.argv(*args), timeout)
 
     def must(self, *args: str) -> Call:
         result = self.call(*args)
         if not result.ok:
-            raise CallFailed(f"{self.name} {' '.join(args)}: exit {result.status}: {first_line(result.stderr)}")
+            raise CallFailed(f"{self.name} {' '.join(args)}: exit {result.status}: {last_line(result.stderr)}")
         return result
 
     def state(self, container_id: str) -> dict:
@@ -203,7 +203,8 @@ class Runtime:
         reap_orphans()
 
 
-def first_line(text: str) -> str:
+def last_line(text: str) -> str:
+    """The last non-empty line (where a runtime says what went wrong), cut to 200 characters."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:200] if lines else "(no output)"
 

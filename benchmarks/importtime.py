@@ -11,7 +11,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from harness import Runtime, Workspace, first_line, reap_orphans, wait_gone
+from harness import Runtime, Workspace, last_line, reap_orphans, wait_gone
 
 #: Modules that must never be on a hot path (issue 8): found here, the report flags them.
 HEAVY = ("click", "jsonschema", "pyroute2", "seccomp", "pyseccomp")
@@ -82,7 +82,7 @@ def measure(ws: Workspace, pyrunc: Runtime, reps: int) -> list[PathCost]:
         call = ws.spawner.call([python, "-X", "importtime", pyrunc.path, "--root", str(pyrunc.root), *args])
         costs[name].runs.append(parse(call.stderr))
         if not call.ok and not costs[name].error:
-            costs[name].error = f"exit {call.status}: {first_line(call.stderr)}"
+            costs[name].error = f"exit {call.status}: {last_line(call.stderr)}"
         return call.ok
 
     for _ in range(reps):

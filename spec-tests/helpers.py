@@ -147,7 +147,7 @@ class Runtime:
         cmd = [self.path, "--root", str(self.root), *args]
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             proc = subprocess.run(
-                cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                cmd, stdin=None if input is not None else subprocess.DEVNULL,
                 input=input.encode() if input is not None else None,
                 stdout=out, stderr=err, timeout=timeout, cwd=cwd,
             )

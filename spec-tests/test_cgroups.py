@@ -7,7 +7,6 @@ checked in the file the host's cgroup version uses.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -88,10 +87,19 @@ def wait_until(predicate, timeout: float = 20.0, what: str = "condition") -> Non
         time.sleep(0.05)
 
 
+def files_of_new_cgroup(controller: str, *names: str) -> list[str]:
+    """Those of `names` that a new cgroup gets in `controller`'s hierarchy (the root cgroup lacks many)."""
+    probe = (CGROUP_MOUNT if V2 else _cgroup_mounts()[controller]) / f"{CGROUP_PARENT}-probe"
+    probe.mkdir()
+    try:
+        return [n for n in names if (probe / n).exists()]
+    finally:
+        probe.rmdir()
+
+
 def has_swap_accounting() -> bool:
     """v1 needs memsw files (swap accounting) for linux.resources.memory.swap; v2 has memory.swap.max."""
-    own = ContainerCgroup(os.getpid())
-    return own.path("memory.swap.max" if V2 else "memory.memsw.limit_in_bytes").exists()
+    return bool(files_of_new_cgroup("memory", "memory.swap.max" if V2 else "memory.memsw.limit_in_bytes"))
 
 
 def shares_to_weight(shares: int) -> int:
@@ -145,9 +153,7 @@ def test_pids_limit_value(rt: Runtime, bundle: Bundle, limit: int, expected: str
 def io_weight_files() -> list[str]:
     """The I/O weight files a cgroup below the root has here, preferred first ([]: no weight-based scheduler)."""
     names = ("io.bfq.weight", "io.weight") if V2 else ("blkio.weight", "blkio.bfq.weight")
-    hierarchy = CGROUP_MOUNT if V2 else _cgroup_mounts()["blkio"]
-    probe = next(p for p in hierarchy.iterdir() if p.is_dir())  # the root cgroup lacks some of them
-    return [n for n in names if (probe / n).exists()]
+    return files_of_new_cgroup("blkio", *names)
 
 
 def expected_io_weight(file: str, weight: int) -> tuple[str, str]:

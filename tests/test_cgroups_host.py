@@ -415,8 +415,8 @@ def test_v1_devices_list_is_the_rule_list(cg):
                    devices=[{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}])
     m.create()
     listed = fs.read(os.path.join(m.paths["devices"], "devices.list")).splitlines()
-    assert listed == ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:5 rwm",
-                      "c 1:9 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm", "c 10:229 rwm"]
+    assert listed == ["c 10:229 rwm", "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm",
+                      "c 1:5 rwm", "c 1:9 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm"]
 
 
 def test_a_file_the_host_lacks_is_an_error_naming_it(cg):

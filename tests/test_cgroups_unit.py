@@ -242,18 +242,21 @@ def test_import_and_state_path_stay_light():
 
 
 # -- devices ----------------------------------------------------------------------------------------
-def test_container_rules_are_deny_all_then_config_then_defaults_then_linux_devices():
+def test_container_rules_are_deny_all_then_linux_devices_then_config_then_defaults():
+    """linux.devices entries are allowed right after the config's last allow-all/deny-all rule, so that a
+    later explicit deny for one of them still wins (last match wins)."""
     config = {"linux": {"resources": {"devices": [{"allow": False, "access": "rwm"},
                                                   {"allow": True, "type": "c", "major": 1, "minor": 11,
                                                    "access": "r"}]},
                         "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]}}
     rules = devices.container_rules(config)
-    assert [r.v1_line() for r in rules[:3]] == ["a", "a", "c 1:11 r"]
-    assert rules[-1] == Rule(True, "c", 10, 229, "rwm")
+    assert [r.v1_line() for r in rules[:4]] == ["a", "a", "c 10:229 rwm", "c 1:11 r"]
+    assert rules[-1] == devices.DEFAULT_ALLOWED[-1]
     default_allow, rest = devices.effective(rules)
     assert not default_allow
-    assert rest[0].v1_line() == "c 1:11 r"
-    assert [r.v1_line() for r in rest[1:3]] == ["c *:* m", "b *:* m"]
+    assert rest[0].v1_line() == "c 10:229 rwm"
+    assert rest[1].v1_line() == "c 1:11 r"
+    assert [r.v1_line() for r in rest[2:4]] == ["c *:* m", "b *:* m"]
 
 
 def test_partial_type_a_rule_becomes_char_and_block():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from .. import SPEC_VERSION
-from ..errors import ConfigError, PyruncError, RootfsError
+from ..errors import ConfigError, HookError, PyruncError, RootfsError
 from ..hooks import has_hooks
 from ..log import logger
 from ..namespaces import NamespacePlan
@@ -38,14 +38,6 @@ def _resolve_rootfs(config: dict, bundle: str) -> str:
     if not os.path.isdir(rootfs):
         raise RootfsError(f"rootfs {rootfs}: no such directory")
     return os.path.realpath(rootfs)
-
-
-def _check_terminal(config: dict, opts: CreateOptions, foreground: bool) -> None:
-    terminal = bool(config["process"].get("terminal"))
-    if terminal and not opts.console_socket and not foreground:
-        raise ConfigError("cannot allocate tty if runc will detach without setting console socket")
-    if opts.console_socket and not terminal:
-        raise ConfigError("cannot use console socket if runc will not detach or allocate tty")
 
 
 def write_pid_file(path: str, pid: int) -> None:
@@ -87,7 +79,9 @@ def create_container(g: object, container_id: str, opts: CreateOptions, *, foreg
 
     config = load_bundle_config(opts.bundle)
     rootfs = _resolve_rootfs(config, opts.bundle)
-    _check_terminal(config, opts, foreground)
+    from ..terminal import check_terminal_flags
+
+    check_terminal_flags(bool(config["process"].get("terminal")), opts.console_socket, detach=not foreground)
     from ..rootfs import check_mounts, open_idmapped_mounts
 
     check_mounts(config, opts.bundle)
@@ -135,8 +129,12 @@ def create_container(g: object, container_id: str, opts: CreateOptions, *, foreg
         container.save()
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
-    except BaseException:
+    except BaseException as err:
         _undo(container, cgroup, net_devices)
+        if isinstance(err, HookError):
+            # runtime.md: a failed prestart/createRuntime/createContainer hook continues the lifecycle at
+            # the container's destruction, which runs the poststop hooks.
+            _poststop_after_failure(config, container_id, opts.bundle)
         raise
     finally:
         namespaces.close()
@@ -167,6 +165,14 @@ def _launch(ctx: InitContext) -> int:
         send_console_master(ctx.console_socket, master_fd)
 
     return start_init(ctx, parent_hooks, send_console)
+
+
+def _poststop_after_failure(config: dict, container_id: str, bundle: str) -> None:
+    from ..hooks import run_hooks
+
+    state = {"ociVersion": config.get("ociVersion", SPEC_VERSION), "id": container_id, "status": "stopped",
+             "pid": 0, "bundle": bundle}
+    run_hooks(config, state, "poststop")  # a failure is logged
 
 
 def _undo(container: Container, cgroup: object | None, net_devices: bool) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import select
 
-from ..errors import InvalidState
-from ..log import logger
+from ..errors import HookError, InvalidState
 from ..state import CREATED, EXEC_FIFO, STOPPED, Container
 
 
@@ -26,8 +25,11 @@ def start_container(container: Container) -> None:
         while not poller.poll(100):
             if not container.init_alive():
                 raise InvalidState("cannot start a container whose init has exited")
-        if not os.read(fd, 1):
+        answer = os.read(fd, 4096)
+        if not answer:
             raise InvalidState("cannot start a container whose init has exited")
+        if answer[:1] != b"0":  # a startContainer hook failed: the init has exited, the container is stopped
+            raise HookError(answer[1:].decode(errors="replace"))
     finally:
         os.close(fd)
     os.unlink(fifo)
@@ -37,8 +39,5 @@ def start_container(container: Container) -> None:
 def _poststart(container: Container) -> None:
     from ..hooks import has_hooks, run_hooks
 
-    if has_hooks(container.config, "poststart"):
-        try:
-            run_hooks(container.config, container.oci_state("running"), "poststart")
-        except Exception as err:  # the spec: a poststart failure is logged, the container keeps running
-            logger.warning(f"poststart hook failed: {err}")
+    if has_hooks(container.config, "poststart"):  # a failure is logged: the container keeps running
+        run_hooks(container.config, container.oci_state("running"), "poststart")

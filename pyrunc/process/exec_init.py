@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import NoReturn
 
 # Everything the process needs is imported here, before the fork: after the chroot into the container,
 # the host's Python packages are out of reach.
@@ -25,8 +24,12 @@ from ..errors import InitError
 from ..namespaces import CLONE_FLAGS
 from ..security import identity, lsm, process_attrs, seccomp
 from ..security.rlimits import apply_rlimits
-from .init import _close_fds_from, _with_home, describe, find_executable
+from .init import close_fds_from, describe, find_executable, with_home
 from .protocol import Channel, Msg
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; NoReturn only annotates
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 class ExecContext:
@@ -90,7 +93,7 @@ def _exec_process(chan: Channel, ctx: ExecContext) -> NoReturn:
     os.close(ctx.root_fd)
     if process.get("terminal"):
         _setup_terminal(chan, process, user.get("uid", 0))
-    env = _with_home(list(process.get("env") or ()), user.get("uid", 0))
+    env = with_home(list(process.get("env") or ()), user.get("uid", 0))
     affinity = process.get("execCPUAffinity") or {}
     if affinity.get("initial"):
         process_attrs.apply_cpu_affinity(affinity["initial"])
@@ -101,11 +104,15 @@ def _exec_process(chan: Channel, ctx: ExecContext) -> NoReturn:
     early_seccomp = ctx.seccomp is not None and seccomp.must_load_before_identity(process)
     if early_seccomp:
         _load_seccomp(chan, ctx)
+    # Like runc: the cwd is entered while still root, and again as the user if root was refused
+    # (a directory only the container's user may enter, e.g. on a root-squashing filesystem).
+    in_cwd = _enter_cwd(process["cwd"], may_retry=True)
     identity.switch_identity(user, ctx.capabilities)
     if process.get("noNewPrivileges"):
         identity.set_no_new_privs()
     lsm.apply_exec_labels(process)
-    _enter_cwd(process["cwd"])
+    if not in_cwd:
+        _enter_cwd(process["cwd"], may_retry=False)
     executable = find_executable(process["args"][0], env)
     if affinity.get("final"):
         process_attrs.apply_cpu_affinity(affinity["final"])
@@ -132,22 +139,30 @@ def _setup_terminal(chan: Channel, process: dict, uid: int) -> None:
     terminal.become_console_owner(slave, uid)
 
 
-def _enter_cwd(cwd: str) -> None:
-    """chdir to `cwd` and make sure it is inside the container's root (never a host directory)."""
+def _enter_cwd(cwd: str, *, may_retry: bool) -> bool:
+    """chdir to `cwd` and make sure it is inside the container's root (never a host directory).
+
+    False when permission was refused and `may_retry` (the caller tries again as the process's user).
+    """
     try:
         os.chdir(cwd)
+    except PermissionError:
+        if may_retry:
+            return False
+        raise InitError(f'chdir to cwd ("{cwd}") set in process failed: permission denied') from None
     except OSError as err:
         raise InitError(f'chdir to cwd ("{cwd}") set in process failed: {(err.strerror or "").lower()}') from None
     try:
         os.getcwd()  # glibc refuses ("(unreachable)") a directory outside our root with ENOENT
     except FileNotFoundError:
         raise InitError(f"cwd {cwd!r} is outside the container's root") from None
+    return True
 
 
 def _keep_only_stdio_and_preserved(chan: Channel, preserve_fds: int) -> None:
     """Close everything but stdio, the preserved descriptors (made inheritable) and the close-on-exec channel."""
     first_free = 3 + preserve_fds
-    _close_fds_from(first_free, [chan.fileno()])
+    close_fds_from(first_free, [chan.fileno()])
     for fd in range(3, first_free):
         if fd != chan.fileno():
             os.set_inheritable(fd, True)

@@ -104,7 +104,7 @@ def container_init(chan: Channel, ctx: InitContext) -> NoReturn:
     if linux.get("sysctl"):
         sysctl.apply_sysctls(linux["sysctl"])
     rootfs.finalize_rootfs(config)
-    env = _with_home(list(process.get("env") or ()), (process.get("user") or {}).get("uid", 0))
+    env = with_home(list(process.get("env") or ()), (process.get("user") or {}).get("uid", 0))
     cwd = process.get("cwd") or "/"
     try:
         os.chdir(cwd)
@@ -112,7 +112,8 @@ def container_init(chan: Channel, ctx: InitContext) -> NoReturn:
         raise InitError(f"process.cwd {cwd!r}: {err.strerror}") from None
     executable = find_executable(process["args"][0], env)
     _apply_process_attributes(chan, ctx, process, linux)
-    _ready_and_wait(chan, ctx)
+    fifo = _ready_and_wait(chan, ctx)
+    _start_container_hooks(ctx, fifo)
     _exec(ctx, process, executable, env)
 
 
@@ -133,7 +134,7 @@ def _prepare_filesystem(chan: Channel, ctx: InitContext) -> None:
     rootfs.pivot_into(ctx.rootfs, no_pivot=ctx.no_pivot)
 
 
-def _with_home(env: list[str], uid: int) -> list[str]:
+def with_home(env: list[str], uid: int) -> list[str]:
     """Like runc: when HOME is not set, take it from the container's /etc/passwd, else "/"."""
     if any(e.startswith("HOME=") for e in env):
         return env
@@ -200,21 +201,20 @@ def _load_seccomp(chan: Channel, ctx: InitContext) -> None:
         chan.expect(Msg.SECCOMP_DONE)
 
 
-def _ready_and_wait(chan: Channel, ctx: InitContext) -> None:
-    """Tell the parent we are ready, then block until `start` opens the exec fifo for reading."""
+def _ready_and_wait(chan: Channel, ctx: InitContext) -> int:
+    """Tell the parent we are ready, then block until `start` opens the exec fifo for reading; return it."""
     keep = sorted({chan.fileno(), ctx.state_dir_fd})
     first_free = 3 + ctx.preserve_fds + int(os.environ.get("LISTEN_FDS", "0") or 0)
-    _close_fds_from(first_free, keep)
+    close_fds_from(first_free, keep)
     syscalls.prctl(syscalls.PR_SET_PDEATHSIG, 0)
     chan.send(Msg.READY)
     chan.close()
     fd = os.open(EXEC_FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx.state_dir_fd)
-    os.write(fd, b"0")
-    os.close(fd)
     os.close(ctx.state_dir_fd)
+    return fd
 
 
-def _close_fds_from(first: int, keep: list[int]) -> None:
+def close_fds_from(first: int, keep: list[int]) -> None:
     """Close every descriptor >= first except `keep`: nothing of the host may reach the container."""
     low = first
     for fd in keep:
@@ -224,9 +224,19 @@ def _close_fds_from(first: int, keep: list[int]) -> None:
     os.closerange(low, 1 << 20)
 
 
+def _start_container_hooks(ctx: InitContext, fifo: int) -> None:
+    """Run the startContainer hooks, then tell `start` (reading the fifo) "0", or "1" and why they failed."""
+    try:
+        if has_hooks(ctx.config, "startContainer"):
+            run_hooks(ctx.config, ctx.hook_state("created"), "startContainer")
+    except PyruncError as err:
+        os.write(fifo, b"1" + describe(err).encode()[:4000])
+        os._exit(1)
+    os.write(fifo, b"0")
+    os.close(fifo)
+
+
 def _exec(ctx: InitContext, process: dict, executable: str, env: list[str]) -> NoReturn:
-    if has_hooks(ctx.config, "startContainer"):
-        run_hooks(ctx.config, ctx.hook_state("created"), "startContainer")
     # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve, so restore the defaults.
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)

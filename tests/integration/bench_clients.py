@@ -2,12 +2,13 @@
 daemons started as the client tests start them (for `make bench`).
 
 Usage (as root): .venv/bin/python tests/integration/bench_clients.py [-n RUNS] RUNTIME...
-Prints one line per client: the median wall time in ms under each runtime, side by side.
+Prints one line per client: the median wall time in ms under each runtime, side by side (nan: failed).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -27,7 +28,11 @@ from helpers import runtime_path  # noqa: E402
 
 
 def median_ms(command: Callable[[], Result], runs: int) -> float:
-    command().check()  # warm-up, not counted
+    """Median of `runs` timed runs after one warm-up; NaN (and the error on stderr) if a run fails."""
+    warm_up = command()
+    if warm_up.returncode != 0:
+        print(warm_up.describe(), file=sys.stderr)
+        return math.nan
     times = []
     for _ in range(runs):
         start = time.perf_counter()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from harness.commands import Background, Result, run_in_pty, wait_until
 from harness.daemons import Containerd
+from harness.host import CTR_NAMESPACE
 from harness.images import BUSYBOX, Images
 from harness.scenario import SHELL_PROMPT, TERM_HANDLER, TTY_SESSION, assert_tty_session, check_nothing_left, new_name
 
@@ -114,7 +115,7 @@ def test_task_ps_lists_init_and_exec(ctr: Ctr, task: str) -> None:
 
 
 def test_pause_and_resume(ctr: Ctr, task: str) -> None:
-    freezer = Path(f"/sys/fs/cgroup/freezer/default/{task}/freezer.state")
+    freezer = Path(f"/sys/fs/cgroup/freezer/{CTR_NAMESPACE}/{task}/freezer.state")
     ctr("task", "pause", task).check()
     assert ctr.status(task) == "PAUSED"
     assert freezer.read_text().strip() == "FROZEN"
@@ -160,8 +161,8 @@ def test_kill_all_and_delete(ctr: Ctr) -> None:
     ctr.wait_status(cid, "STOPPED")
     ctr("task", "delete", cid).check()
     assert cid not in ctr.tasks()
-    assert not Path(f"/run/containerd/runc/default/{cid}").exists()
-    assert not Path(f"/sys/fs/cgroup/pids/default/{cid}").exists()
+    assert not Path(f"/run/containerd/runc/{CTR_NAMESPACE}/{cid}").exists()
+    assert not Path(f"/sys/fs/cgroup/pids/{CTR_NAMESPACE}/{cid}").exists()
     ctr("containers", "rm", cid).check()
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from harness.commands import wait_until
 from harness.daemons import DOCKER, DOCKERD, Containerd, Dockerd
+from harness.host import DOCKER_CGROUP_PARENT
 from harness.images import BUSYBOX, Images
 from harness.scenario import (
     SHELL_PROMPT,
@@ -118,7 +119,7 @@ def test_stats_no_stream(docker: Dockerd, running: str) -> None:
 def test_update_memory(docker: Dockerd, running: str) -> None:
     docker("update", "--memory", "64m", "--memory-swap", "128m", running).check()
     full_id = docker.inspect(running, "{{.Id}}")
-    limit = Path(f"/sys/fs/cgroup/memory/docker/{full_id}/memory.limit_in_bytes")
+    limit = Path(f"/sys/fs/cgroup/memory/{DOCKER_CGROUP_PARENT}/{full_id}/memory.limit_in_bytes")
     assert int(limit.read_text()) == 64 << 20
     assert docker.inspect(running, "{{.HostConfig.Memory}}") == str(64 << 20)
 

@@ -88,18 +88,18 @@ class Containerd:
         self.daemon = Daemon("containerd", [CONTAINERD, "--config", str(self.config)], base / "containerd.log",
                              socket_ready(self.socket), env=env)
 
-    def ctr_argv(self, *args: str, namespace: str = "default") -> list[str]:
+    def ctr_argv(self, *args: str, namespace: str = host.CTR_NAMESPACE) -> list[str]:
         return [CTR, "--address", str(self.socket), "--namespace", namespace, *args]
 
-    def ctr(self, *args: str, namespace: str = "default") -> Result:
+    def ctr(self, *args: str, namespace: str = host.CTR_NAMESPACE) -> Result:
         return run(self.ctr_argv(*args, namespace=namespace))
 
-    def runtime_binary_of(self, container_id: str, namespace: str = "default") -> str | None:
+    def runtime_binary_of(self, container_id: str, namespace: str = host.CTR_NAMESPACE) -> str | None:
         """BinaryName in a container's runc shim options (containerd.runc.v1.Options, field 6)."""
         info = json.loads(self.ctr("containers", "info", container_id, namespace=namespace).check().stdout)
         return protobuf_string(base64.b64decode(info["Runtime"]["Options"]["value"]), 6)
 
-    def import_image(self, archive: Path, namespace: str = "default") -> None:
+    def import_image(self, archive: Path, namespace: str = host.CTR_NAMESPACE) -> None:
         self.ctr("images", "import", str(archive), namespace=namespace).check()
 
     def remove_everything(self) -> None:
@@ -234,6 +234,7 @@ class Dockerd(EngineClient):
         self.default_runtime = default_runtime
         config: dict = {
             "exec-opts": ["native.cgroupdriver=cgroupfs"],
+            "cgroup-parent": f"/{host.DOCKER_CGROUP_PARENT}",
             "iptables": False, "ip6tables": False, "ip-forward": False, "ip-masq": False, "bridge": "none",
             "deprecated-key-path": str(base / "key.json"),  # else /etc/docker/key.json is written
         }
@@ -273,10 +274,11 @@ class Dockerd(EngineClient):
 
 class Podman(EngineClient):
     """podman with its own root, runroot and tmpdir in `base` (no daemon), driving conmon and the runtime;
-    containers get no network and rlimits this machine can grant.
+    containers get no network, rlimits this machine can grant, and this session's cgroup parent.
 
-    With `containers_conf`, all that and the runtime (named `testrt`, listed in runtime_supports_json so
-    conmon passes `--log-format=json --log`) come from a CONTAINERS_CONF file; otherwise from flags."""
+    With `containers_conf`, all that but the cgroup parent, and the runtime (named `testrt`, listed in
+    runtime_supports_json so conmon passes `--log-format=json --log`), come from a CONTAINERS_CONF file;
+    otherwise from flags."""
 
     def __init__(self, base: Path, runtime: str, *, containers_conf: bool = False) -> None:
         self.base = base
@@ -286,16 +288,16 @@ class Podman(EngineClient):
         env = dict(os.environ)
         argv = [PODMAN, "--root", str(base / "root"), "--runroot", str(base / "runroot"),
                 "--tmpdir", str(base / "tmp")]
+        run_options = [f"--cgroup-parent=/{host.PODMAN_CGROUP_PARENT}"]
         if containers_conf:
             conf = base / "containers.conf"
             conf.write_text(podman_containers_conf(runtime))
             env["CONTAINERS_CONF"] = str(conf)
-            super().__init__(argv, [], env)
         else:
             argv += ["--runtime", runtime, "--conmon", CONMON, "--cgroup-manager", "cgroupfs",
                      "--events-backend", "file"]
-            super().__init__(argv, ["--network", "none", *(f"--ulimit={k}={v}" for k, v in ULIMITS.items())], env)
-
+            run_options += ["--network", "none", *(f"--ulimit={k}={v}" for k, v in ULIMITS.items())]
+        super().__init__(argv, run_options, env)
 
     def wait_idle(self) -> None:
         """Wait for the clean-up podman processes that conmon starts when a container exits."""

@@ -3,20 +3,27 @@ paths the daemons create whatever their configuration says (removed at the end o
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
 
-# Cgroups the clients create (cgroupfs managers): containers go below these tops; the parents listed
-# in CLIENT_CGROUP_PARENTS stay between containers (removed at the end of the session).
-CRI_CGROUP_PARENT = f"pyrunc-cri-{os.getpid()}"
-CGROUP_TOPS = ("default", "docker", "libpod_parent", CRI_CGROUP_PARENT)
-CLIENT_CGROUP_PARENTS = (*CGROUP_TOPS, "libpod_parent/conmon")
+# Names unique to this test session, so that sessions running at the same time on one machine (several
+# developers' `make test`) neither see nor remove each other's containers: ctr's containerd namespace
+# (its containers' cgroups go to /<namespace>/<id>) and the cgroup parents given to dockerd, podman
+# (conmon goes to <parent>/conmon) and the CRI pod. The parents stay between containers and are
+# removed at the end of the session.
+SESSION = f"prc{os.getpid()}"
+CTR_NAMESPACE = SESSION
+DOCKER_CGROUP_PARENT = f"{SESSION}-docker"
+PODMAN_CGROUP_PARENT = f"{SESSION}-podman"
+CRI_CGROUP_PARENT = f"{SESSION}-cri"
+CGROUP_TOPS = (CTR_NAMESPACE, DOCKER_CGROUP_PARENT, PODMAN_CGROUP_PARENT, CRI_CGROUP_PARENT)
+CLIENT_CGROUP_PARENTS = (*CGROUP_TOPS, f"{PODMAN_CGROUP_PARENT}/conmon")
 
 # Paths created regardless of the configured roots:
 # - the shim's sockets and runtime roots (containerd 1.6 hard-codes /run/containerd/s and
@@ -36,22 +43,27 @@ MOUNT_AREAS = ("/run/containerd", "/run/docker", "/run/containers", "/run/netns"
                "/var/lib/containers", "/var/lib/docker", "/var/lib/containerd", "/run/runc", "/run/pyrunc")
 
 
+# Files in those paths that are only caches: removed with them.
+DISPOSABLE_FILES = (Path("/var/lib/containers/cache/blob-info-cache-v1.boltdb"),)
+
+
 class FixedPaths:
-    """Remembers which of the fixed paths were absent at the start, to remove them at the end."""
+    """Remembers which of the fixed paths were absent at the start, to remove them at the end.
+
+    Only empty directories (and DISPOSABLE_FILES) go: a session running at the same time on this
+    machine may have its shim sockets or container state in them."""
 
     def __init__(self) -> None:
         self.absent = [p for p in (*FIXED_PATHS, *RUNTIME_DEFAULT_ROOTS) if not p.exists()]
 
     def remove_created(self) -> None:
         for path in self.absent:
-            if path in RUNTIME_DEFAULT_ROOTS:
-                # Another user of the runtime may have started using it meanwhile: only an empty one goes.
-                try:
-                    path.rmdir()
-                except OSError:
-                    pass
-            else:
-                shutil.rmtree(path, ignore_errors=True)
+            for dirpath, _, filenames in os.walk(path, topdown=False):
+                for name in filenames:
+                    if Path(dirpath, name) in DISPOSABLE_FILES:
+                        os.unlink(os.path.join(dirpath, name))
+                with contextlib.suppress(OSError):
+                    os.rmdir(dirpath)
 
 
 def _under_parents(hierarchy: Path) -> set[str]:
@@ -136,13 +148,21 @@ def processes_naming(text: str) -> list[int]:
     return [pid for pid, _, cmdline, _ in _live_processes() if text in cmdline]
 
 
-def runtime_state_entries(extra_roots: Iterable[Path] = ()) -> set[str]:
-    """Container state entries in the runtime roots the clients use."""
+def runtime_state_entries(base_dir: str, extra_roots: Iterable[Path] = ()) -> set[str]:
+    """Container state entries in the runtime roots the clients use, for containers of this session: their
+    state.json names a bundle or rootfs under `base_dir` (an entry without a state.json counts too)."""
     roots = [*Path("/run/containerd/runc").glob("*"), *RUNTIME_DEFAULT_ROOTS, *extra_roots]
     found = set()
     for root in roots:
-        if root.is_dir():
-            found.update(str(root / name) for name in os.listdir(root))
+        for entry in root.iterdir() if root.is_dir() else ():
+            try:
+                state = (entry / "state.json").read_text(errors="replace")
+            except FileNotFoundError:
+                state = base_dir
+            except OSError:
+                continue
+            if base_dir in state:
+                found.add(str(entry))
     return found
 
 
@@ -151,7 +171,7 @@ def snapshot(base_dir: Path, state_roots: Iterable[Path], engine_mounts: Iterabl
         "mounts": client_mounts((*MOUNT_AREAS, str(base_dir)), engine_mounts),
         "cgroups": client_cgroups(),
         "processes": client_processes(str(base_dir)),
-        "runtime state entries": runtime_state_entries(state_roots),
+        "runtime state entries": runtime_state_entries(str(base_dir), state_roots),
     }
 
 

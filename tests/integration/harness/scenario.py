@@ -41,7 +41,7 @@ def require(*binaries: str) -> None:
 
 
 def assert_tty_session(result: Result, status: int) -> None:
-    """The shell typed TTY_SESSION at ran on a terminal, computed, and exited with `status`."""
+    """The shell that TTY_SESSION was typed into had a terminal, computed, and exited with `status`."""
     assert result.returncode == status, result.describe()
     assert re.search(r"/dev/pts/\d+", result.stdout) and "42" in result.stdout, result.describe()
 
