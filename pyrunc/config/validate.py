@@ -10,23 +10,12 @@ import os
 import re
 
 from pyrunc.errors import ConfigError
+from pyrunc.security.capabilities import NAMES as capability_names
+from pyrunc.security.rlimits import NAMES as rlimit_numbers
 
-#: Every capability pyrunc knows, in kernel number order (CAP_CHOWN = 0 ... CAP_CHECKPOINT_RESTORE = 40).
-CAPABILITIES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
-    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-)
-#: The Linux rlimits a config may name (setrlimit(2)).
-RLIMITS = (
-    "RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_LOCKS", "RLIMIT_MEMLOCK",
-    "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_RSS", "RLIMIT_RTPRIO",
-    "RLIMIT_RTTIME", "RLIMIT_SIGPENDING", "RLIMIT_STACK",
-)
+#: Every capability and rlimit pyrunc knows: the tables of the modules that apply them.
+CAPABILITIES = capability_names
+RLIMITS = tuple(rlimit_numbers)
 #: The namespace types of the runtime-spec, all supported by pyrunc.
 NAMESPACE_TYPES = ("cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts")
 #: The ociVersion major versions pyrunc reads.

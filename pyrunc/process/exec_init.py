@@ -24,7 +24,7 @@ from ..errors import InitError
 from ..namespaces import CLONE_FLAGS
 from ..security import identity, lsm, process_attrs, seccomp
 from ..security.rlimits import apply_rlimits
-from .init import close_fds_from, describe, find_executable, with_home
+from .init import close_fds_from, describe, execve_clean, find_executable, load_seccomp, with_home
 from .protocol import Channel, Msg
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; NoReturn only annotates
@@ -103,7 +103,7 @@ def _exec_process(chan: Channel, ctx: ExecContext) -> NoReturn:
         process_attrs.apply_io_priority(process["ioPriority"])
     early_seccomp = ctx.seccomp is not None and seccomp.must_load_before_identity(process)
     if early_seccomp:
-        _load_seccomp(chan, ctx)
+        load_seccomp(chan, ctx.seccomp)
     # Like runc: the cwd is entered while still root, and again as the user if root was refused
     # (a directory only the container's user may enter, e.g. on a root-squashing filesystem).
     in_cwd = _enter_cwd(process["cwd"], may_retry=True)
@@ -118,13 +118,10 @@ def _exec_process(chan: Channel, ctx: ExecContext) -> NoReturn:
         process_attrs.apply_cpu_affinity(affinity["final"])
     _keep_only_stdio_and_preserved(chan, ctx.preserve_fds)
     if ctx.seccomp is not None and not early_seccomp:
-        _load_seccomp(chan, ctx)
+        load_seccomp(chan, ctx.seccomp)
     chan.send(Msg.READY)
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
     try:
-        os.execve(executable, process["args"], dict(e.split("=", 1) for e in env if "=" in e))
+        execve_clean(executable, process["args"], env)
     except OSError as err:
         raise InitError(f'exec: "{process["args"][0]}": {(err.strerror or str(err)).lower()}') from None
 
@@ -166,12 +163,3 @@ def _keep_only_stdio_and_preserved(chan: Channel, preserve_fds: int) -> None:
     for fd in range(3, first_free):
         if fd != chan.fileno():
             os.set_inheritable(fd, True)
-
-
-def _load_seccomp(chan: Channel, ctx: ExecContext) -> None:
-    """Load the container's filter; a notify listener fd goes to the parent for the agent on the host."""
-    listener_fd = seccomp.load(ctx.seccomp)
-    if listener_fd is not None:
-        chan.send(Msg.SECCOMP_LISTENER, fds=[listener_fd])
-        os.close(listener_fd)
-        chan.expect(Msg.SECCOMP_DONE)

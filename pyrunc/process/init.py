@@ -180,7 +180,7 @@ def _apply_process_attributes(chan: Channel, ctx: InitContext, process: dict, li
         process_attrs.apply_io_priority(process["ioPriority"])
     early_seccomp = ctx.seccomp is not None and seccomp.must_load_before_identity(process)
     if early_seccomp:
-        _load_seccomp(chan, ctx)
+        load_seccomp(chan, ctx.seccomp)
     identity.switch_identity(process.get("user") or {}, ctx.capabilities)
     if process.get("noNewPrivileges"):
         identity.set_no_new_privs()
@@ -189,12 +189,12 @@ def _apply_process_attributes(chan: Channel, ctx: InitContext, process: dict, li
     if final:
         process_attrs.apply_cpu_affinity(final)
     if ctx.seccomp is not None and not early_seccomp:
-        _load_seccomp(chan, ctx)
+        load_seccomp(chan, ctx.seccomp)
 
 
-def _load_seccomp(chan: Channel, ctx: InitContext) -> None:
+def load_seccomp(chan: Channel, filt: object) -> None:
     """Load the filter; a notify listener fd goes to the parent, which hands it to listenerPath on the host."""
-    listener_fd = seccomp.load(ctx.seccomp)
+    listener_fd = seccomp.load(filt)
     if listener_fd is not None:
         chan.send(Msg.SECCOMP_LISTENER, fds=[listener_fd])
         os.close(listener_fd)
@@ -236,13 +236,20 @@ def _start_container_hooks(ctx: InitContext, fifo: int) -> None:
     os.close(fifo)
 
 
-def _exec(ctx: InitContext, process: dict, executable: str, env: list[str]) -> NoReturn:
-    # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve, so restore the defaults.
+def execve_clean(executable: str, args: list[str], env: list[str]) -> NoReturn:
+    """execve with the signal dispositions and mask a fresh process expects; raises OSError on failure.
+
+    Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: restore the defaults.
+    """
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    os.execve(executable, args, dict(e.split("=", 1) for e in env if "=" in e))
+
+
+def _exec(ctx: InitContext, process: dict, executable: str, env: list[str]) -> NoReturn:
     try:
-        os.execve(executable, process["args"], dict(e.split("=", 1) for e in env if "=" in e))
+        execve_clean(executable, process["args"], env)
     except OSError as err:
         os.write(2, f"exec {executable}: {err.strerror}\n".encode())
     os._exit(127)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -43,14 +44,20 @@ MOUNT_AREAS = ("/run/containerd", "/run/docker", "/run/containers", "/run/netns"
                "/var/lib/containers", "/var/lib/docker", "/var/lib/containerd", "/run/runc", "/run/pyrunc")
 
 
-# Files in those paths that are only caches: removed with them.
+# Files in those paths that are only caches, or the named pipes ctr leaves for detached exec processes:
+# removed with them.
 DISPOSABLE_FILES = (Path("/var/lib/containers/cache/blob-info-cache-v1.boltdb"),)
+CTR_FIFO_DIR = Path("/run/containerd/fifo")
+
+
+def disposable(path: Path) -> bool:
+    return path in DISPOSABLE_FILES or (CTR_FIFO_DIR in path.parents and stat.S_ISFIFO(path.lstat().st_mode))
 
 
 class FixedPaths:
     """Remembers which of the fixed paths were absent at the start, to remove them at the end.
 
-    Only empty directories (and DISPOSABLE_FILES) go: a session running at the same time on this
+    Only empty directories and disposable files go: a session running at the same time on this
     machine may have its shim sockets or container state in them."""
 
     def __init__(self) -> None:
@@ -60,7 +67,7 @@ class FixedPaths:
         for path in self.absent:
             for dirpath, _, filenames in os.walk(path, topdown=False):
                 for name in filenames:
-                    if Path(dirpath, name) in DISPOSABLE_FILES:
+                    if disposable(Path(dirpath, name)):
                         os.unlink(os.path.join(dirpath, name))
                 with contextlib.suppress(OSError):
                     os.rmdir(dirpath)
