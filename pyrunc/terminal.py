@@ -19,7 +19,7 @@ import termios
 from collections.abc import Callable
 
 from .errors import ConfigError, PyruncError
-from .rootfs import detached
+from .rootfs import mount_console
 from .rootfs.paths import Root
 
 TYPE_CHECKING = False
@@ -105,24 +105,11 @@ def setup_console(chan: Channel, ctx: InitContext) -> None:
     master, slave = open_pty(ctx.rootfs)
     try:
         set_size(master, process.get("consoleSize"))
-        _bind_console(ctx.rootfs, slave)
+        mount_console(slave, ctx.rootfs)
         chan.send(Msg.CONSOLE, fds=[master])
     finally:
         os.close(master)
     become_console_owner(slave, (process.get("user") or {}).get("uid", 0))
-
-
-def _bind_console(rootfs: str, slave: int) -> None:
-    """Bind the slave onto <rootfs>/dev/console (created empty when missing), resolved inside the rootfs."""
-    try:
-        with Root(rootfs) as root:
-            console = root.make_file("dev/console", 0o000)
-            try:
-                os.close(detached.bind(slave, console))
-            finally:
-                os.close(console)
-    except OSError as err:
-        raise TerminalError(f"/dev/console: {err.strerror or err}") from None
 
 
 def connect_console_socket(path: str) -> socket.socket:

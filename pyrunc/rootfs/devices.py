@@ -111,10 +111,11 @@ def _bind_host_device(root: Root, path: str) -> None:
         os.close(source)
 
 
-def mount_console(slave_fd: int) -> None:
-    """After the pivot, with process.terminal: bind the pty slave onto /dev/console (created empty)."""
+def mount_console(slave_fd: int, rootfs: str = "/") -> None:
+    """With process.terminal: bind the pty slave onto <rootfs>/dev/console (created empty when missing),
+    resolved inside the rootfs."""
     try:
-        with Root("/") as root:
+        with Root(rootfs) as root:
             console = root.make_file("/dev/console", 0o000)
             try:
                 os.close(detached.bind(slave_fd, console))

@@ -157,19 +157,17 @@ def processes_naming(text: str) -> list[int]:
 
 def runtime_state_entries(base_dir: str, extra_roots: Iterable[Path] = ()) -> set[str]:
     """Container state entries in the runtime roots the clients use, for containers of this session: their
-    state.json names a bundle or rootfs under `base_dir` (an entry without a state.json counts too)."""
+    state.json names a bundle or rootfs under `base_dir`. (An entry without a state.json cannot be told
+    apart from another session's container being created or deleted: it is not counted.)"""
     roots = [*Path("/run/containerd/runc").glob("*"), *RUNTIME_DEFAULT_ROOTS, *extra_roots]
     found = set()
     for root in roots:
         for entry in root.iterdir() if root.is_dir() else ():
             try:
-                state = (entry / "state.json").read_text(errors="replace")
-            except FileNotFoundError:
-                state = base_dir
+                if base_dir in (entry / "state.json").read_text(errors="replace"):
+                    found.add(str(entry))
             except OSError:
                 continue
-            if base_dir in state:
-                found.add(str(entry))
     return found
 
 
