@@ -5,10 +5,11 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 ROOTFS := build/rootfs
 EXAMPLE_ROOTFS := $(patsubst %/config.json,%/rootfs,$(wildcard config-examples/*/config.json))
-DEB_PACKAGES := busybox-static runc python3-venv uidmap iproute2 libseccomp2 golang-github-opencontainers-specs-dev
+DEB_PACKAGES := busybox-static runc python3-venv uidmap iproute2 libseccomp2 golang-github-opencontainers-specs-dev \
+                containerd podman docker.io umoci skopeo conmon catatonit
 RUNTIME ?= $(CURDIR)/$(VENV)/bin/pyrunc
 
-.PHONY: all deps venv bytecode rootfs demo lint test spec-test bench clean vm test-cgroup2
+.PHONY: all deps venv bytecode rootfs demo lint test spec-test bench clean vm test-cgroup2 images integration-test
 
 all: test
 
@@ -48,7 +49,17 @@ demo: deps venv bytecode rootfs
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: deps venv bytecode rootfs lint
+images: build/images/.stamp
+
+build/images/.stamp: scripts/build-image.sh scripts/build-rootfs.sh
+	scripts/build-image.sh build/images
+	touch $@
+
+# containerd, podman, Docker and CRI end to end with the runtime (docs/containerd.md ...)
+integration-test: deps venv bytecode rootfs images
+	RUNTIME=$(RUNTIME) $(VPY) -m pytest -q -m integration tests/integration
+
+test: deps venv bytecode rootfs images lint
 	$(VPY) -m pytest tests spec-tests
 	$(MAKE) --no-print-directory test-cgroup2
 

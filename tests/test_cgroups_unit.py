@@ -498,3 +498,9 @@ def test_v2_stats_shape_from_fake_files(tmp_path):
         {"major": 254, "minor": 0, "op": "Write", "value": 1024},
     ]
 
+
+
+@pytest.mark.parametrize("plan", [resources.plan_v1, resources.plan_v2])
+def test_blkio_weight_zero_means_unset(plan):
+    """Docker sends "blockIO": {"weight": 0} in every config; runc reads 0 as "not set"."""
+    assert not [w for w in plan({"blockIO": {"weight": 0, "leafWeight": 0}}) if "weight" in w.file]

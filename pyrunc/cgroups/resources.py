@@ -67,6 +67,11 @@ def _int(section: dict, key: str, where: str, minimum: int = UNLIMITED, maximum:
     return value
 
 
+def _weight(blkio: dict, key: str, where: str) -> int | None:
+    """A blkio weight; 0 means "not set", as runc reads it (Docker sends `"weight": 0` in every config)."""
+    return None if blkio.get(key) == 0 else _int(blkio, key, where, 10, 1000)
+
+
 def _v2_limit(value: int) -> str:
     return "max" if value == UNLIMITED else str(value)
 
@@ -211,10 +216,10 @@ def plan_v1(resources: dict, current_memory_limit: int | None = None) -> list[Wr
 
     blkio = r.get("blockIO") or {}
     where = "linux.resources.blockIO"
-    if _int(blkio, "weight", where, 10, 1000):
+    if _weight(blkio, "weight", where):
         weight = str(blkio["weight"])
         writes.append(Write("blkio", "blkio.weight", weight, ("blkio.bfq.weight", weight)))
-    if _int(blkio, "leafWeight", where, 10, 1000):
+    if _weight(blkio, "leafWeight", where):
         writes.append(Write("blkio", "blkio.leaf_weight", str(blkio["leafWeight"])))
     for device, weight in _device_lines(blkio.get("weightDevice"), f"{where}.weightDevice", "weight", minimum=10):
         line = f"{device} {weight}"
@@ -280,7 +285,7 @@ def plan_v2(resources: dict) -> list[Write]:
 
     blkio = r.get("blockIO") or {}
     where = "linux.resources.blockIO"
-    if _int(blkio, "weight", where, 10, 1000):
+    if _weight(blkio, "weight", where):
         weight = blkio["weight"]
         writes.append(Write("io", "io.bfq.weight", str(weight), ("io.weight", str(blkio_weight_to_io_weight(weight)))))
     # leafWeight: no v2 equivalent; runc ignores it

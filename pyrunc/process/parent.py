@@ -38,7 +38,8 @@ def write_id_maps(pid: int, linux: dict) -> None:
             argv = [helper, str(pid)] + [str(m[k]) for m in mappings for k in ("containerID", "hostID", "size")]
             done = subprocess.run(argv, capture_output=True, text=True, check=False)
             if done.returncode != 0:
-                raise InitError(f"{helper}: {done.stderr.strip() or f'exit status {done.returncode}'}")
+                detail = " ".join(done.stderr.split()) or f"{helper}: exit status {done.returncode}"
+                raise InitError(f"linux.{key}: {detail}")
             continue
         if name == "gid_map" and os.geteuid() != 0:
             with open(f"/proc/{pid}/setgroups", "w") as f:
