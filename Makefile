@@ -5,16 +5,25 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 ROOTFS := build/rootfs
 EXAMPLE_ROOTFS := $(patsubst %/config.json,%/rootfs,$(wildcard config-examples/*/config.json))
-DEB_PACKAGES := busybox-static runc python3-venv uidmap iproute2 libseccomp2 golang-github-opencontainers-specs-dev \
-                containerd podman docker.io umoci skopeo conmon catatonit
+# What pyrunc and the demo need; the test suite adds the reference runtime, the engines and image tools.
+DEB_PACKAGES := busybox-static python3-venv libseccomp2 iproute2 uidmap
+TEST_DEB_PACKAGES := runc golang-github-opencontainers-specs-dev containerd podman docker.io umoci skopeo conmon \
+                     catatonit
 RUNTIME ?= $(CURDIR)/$(VENV)/bin/pyrunc
 
-.PHONY: all deps venv bytecode rootfs demo lint test spec-test bench clean vm test-cgroup2 images integration-test
+.PHONY: all deps test-deps apt-install venv bytecode rootfs demo lint test spec-test bench clean vm test-cgroup2 images integration-test
 
 all: test
 
 deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do \
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(DEB_PACKAGES)"
+
+test-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(DEB_PACKAGES) $(TEST_DEB_PACKAGES)"
+
+# Installs the Debian packages of $(PACKAGES) that are missing (nothing to do, no apt run, when all are there).
+apt-install:
+	@missing=$$(for p in $(PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; \
 	done); \
 	if [ -n "$$missing" ]; then \
@@ -56,10 +65,10 @@ build/images/.stamp: scripts/build-image.sh scripts/build-rootfs.sh
 	touch $@
 
 # containerd, podman, Docker and CRI end to end with the runtime (docs/containerd.md ...)
-integration-test: deps venv bytecode rootfs images
+integration-test: test-deps venv bytecode rootfs images
 	RUNTIME=$(RUNTIME) $(VPY) -m pytest -q -m integration tests/integration
 
-test: deps venv bytecode rootfs images lint
+test: test-deps venv bytecode rootfs images lint
 	$(VPY) -m pytest tests spec-tests
 	$(MAKE) --no-print-directory test-cgroup2
 
@@ -82,7 +91,7 @@ test-cgroup2: venv bytecode rootfs vm
 		status=$$?; [ $$status -eq 125 ] || exit $$status; \
 	done; exit 125
 
-spec-test: deps venv bytecode rootfs
+spec-test: test-deps venv bytecode rootfs
 	RUNTIME=$(RUNTIME) $(VPY) -m pytest spec-tests
 
 bench: venv bytecode rootfs
