@@ -99,9 +99,10 @@ def test_no_capabilities_for_non_root_without_ambient(rt: Runtime, bundle: Bundl
 
 
 def test_unknown_capability_is_an_error(rt: Runtime, bundle: Bundle, xfail_runc) -> None:
-    """config.md "Linux Process" (runtime-spec 1.0): capabilities: "Any value which cannot be mapped to a
-    relevant kernel interface MUST cause an error"."""
-    xfail_runc('config.md "Linux Process": runc 1.1.5 only warns about an unknown capability and runs')
+    """config.md "Linux Process": capabilities: "Any value which cannot be mapped to a relevant kernel
+    interface MUST cause an error"."""
+    xfail_runc('config.md "Linux Process": capabilities: "Any value which cannot be mapped to a relevant '
+               'kernel interface MUST cause an error"; runc 1.1.5 only warns about an unknown capability and runs')
     bundle.config["process"]["capabilities"]["bounding"].append("CAP_NO_SUCH_THING")
     assert_refused(rt, bundle, "CAP_NO_SUCH_THING")
 
@@ -136,9 +137,7 @@ def test_seccomp_errno_rule(rt: Runtime, bundle: Bundle) -> None:
 
 
 def test_seccomp_errno_without_errno_ret(rt: Runtime, bundle: Bundle) -> None:
-    """config-linux.md "Seccomp": SCMP_ACT_ERRNO without errnoRet returns EPERM ("When the action doesn't
-    support an errno, the runtime MUST print and error and fail"... is about the other actions; libseccomp's
-    and runc's default errno for SCMP_ACT_ERRNO is EPERM)."""
+    """config-linux.md "Seccomp": errnoRet: "If not specified then its default value is EPERM"."""
     _seccomp(bundle, [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}])
     out = run_ok(rt, bundle, "sh", "-c", "mkdir /dev/shm/blocked 2>&1; true")
     assert "Operation not permitted" in out
@@ -161,6 +160,32 @@ def test_seccomp_errno_ret_value(rt: Runtime, bundle: Bundle) -> None:
     assert "No space left on device" in out
 
 
+def _x86_64_syscall_names() -> list[str]:
+    import pyseccomp
+
+    names = []
+    for number in range(512):
+        try:
+            names.append(pyseccomp.resolve_syscall(pyseccomp.Arch.X86_64, number).decode())
+        except (ValueError, OSError):
+            continue
+    return names
+
+
+def test_seccomp_default_action_with_allowlist(rt: Runtime, bundle: Bundle) -> None:
+    """config-linux.md "Seccomp": "defaultAction (string, REQUIRED) - the default action for seccomp" and
+    "defaultErrnoRet (uint, OPTIONAL) - the errno return code to use": everything but mkdir/mkdirat is
+    allowed by rules, so those two fail with defaultErrnoRet (28 = ENOSPC)."""
+    allowed = [n for n in _x86_64_syscall_names() if n not in ("mkdir", "mkdirat")]
+    assert "execve" in allowed and "mkdir" not in allowed
+    _seccomp(bundle, [{"names": allowed, "action": "SCMP_ACT_ALLOW"}],
+             defaultErrnoRet=28)
+    bundle.config["linux"]["seccomp"]["defaultAction"] = "SCMP_ACT_ERRNO"
+    out = run_ok(rt, bundle, "sh", "-c", "mkdir /dev/shm/blocked 2>&1; touch /dev/shm/f && echo touched")
+    assert "No space left on device" in out
+    assert out.splitlines()[-1] == "touched"
+
+
 @pytest.mark.parametrize(("field", "value"), [("defaultAction", "SCMP_ACT_NO_SUCH"),
                                               ("architectures", ["SCMP_ARCH_NO_SUCH"])])
 def test_seccomp_unknown_value_is_an_error(rt: Runtime, bundle: Bundle, field: str, value) -> None:
@@ -175,6 +200,15 @@ def test_seccomp_unknown_rule_action_is_an_error(rt: Runtime, bundle: Bundle) ->
     """config-linux.md "Seccomp": "action (string, REQUIRED) - the action for seccomp rules"."""
     _seccomp(bundle, [{"names": ["mkdir"], "action": "SCMP_ACT_NO_SUCH"}])
     assert_refused(rt, bundle, "SCMP_ACT_NO_SUCH")
+
+
+def test_seccomp_errno_ret_with_other_action_is_an_error(rt: Runtime, bundle: Bundle, xfail_runc) -> None:
+    """config-linux.md "Seccomp": errnoRet: "When the action doesn't support an errno, the runtime MUST
+    print and error and fail"."""
+    xfail_runc('config-linux.md "Seccomp": errnoRet: "When the action doesn\'t support an errno, the runtime '
+               'MUST print and error and fail"; runc 1.1.5 ignores errnoRet on SCMP_ACT_KILL')
+    _seccomp(bundle, [{"names": ["mkdir"], "action": "SCMP_ACT_KILL", "errnoRet": 1}])
+    assert_refused(rt, bundle, "errnoRet")
 
 
 # --- seccomp notify -------------------------------------------------------------------------------
@@ -297,6 +331,23 @@ def test_unknown_rlimit_is_an_error(rt: Runtime, bundle: Bundle) -> None:
     cannot be mapped to a relevant kernel interface"."""
     bundle.config["process"]["rlimits"].append({"type": "RLIMIT_NO_SUCH", "soft": 1, "hard": 1})
     assert_refused(rt, bundle, "RLIMIT_NO_SUCH")
+
+
+def test_rlimit_above_the_runtime_hard_limit_is_an_error(rt: Runtime, bundle: Bundle) -> None:
+    """config.md "POSIX process": "rlim.rlim_max MUST match the configured value": raising the hard limit
+    needs CAP_SYS_RESOURCE, which this host's bounding set lacks, so the runtime cannot comply and fails."""
+    import resource
+
+    host_hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if host_hard == resource.RLIM_INFINITY or _holds_cap_sys_resource():
+        pytest.skip("the runtime may raise RLIMIT_NOFILE here")
+    bundle.config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": host_hard + 1}]
+    assert_refused(rt, bundle, "RLIMIT_NOFILE")
+
+
+def _holds_cap_sys_resource() -> bool:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("CapEff:"))
+    return bool(int(line.split()[1], 16) >> 24 & 1)
 
 
 def test_oom_score_adj(rt: Runtime, bundle: Bundle) -> None:
