@@ -12,9 +12,9 @@ runtime, the init's own pid (1 in a new pid namespace) for createContainer and s
 
 from __future__ import annotations
 
-import json
 import os
 
+from . import fastjson
 from .errors import HookError
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
@@ -41,7 +41,7 @@ def run_hook(kind: str, index: int, hook: dict, state: dict) -> None:
     where = f"{kind} hook #{index} ({path})"
     try:
         done = subprocess.run(
-            argv, executable=path, input=json.dumps(state).encode(),
+            argv, executable=path, input=fastjson.dumps(state).encode(),
             env=dict(entry.split("=", 1) for entry in hook.get("env") or ()),
             capture_output=True, timeout=hook.get("timeout"), close_fds=True, check=False,
         )

@@ -6,10 +6,11 @@ containerd's shim reads the JSON lines (`{"level":...,"msg":...,"time":...}`) an
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+
+from . import fastjson
 
 _LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}
 
@@ -23,8 +24,8 @@ class Logger:
     def _line(self, level: str, msg: str) -> str:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if self.fmt == "json":
-            return json.dumps({"level": level, "msg": msg, "time": now}) + "\n"
-        return f'time="{now}" level={level} msg={json.dumps(msg)}\n'
+            return fastjson.dumps({"level": level, "msg": msg, "time": now}) + "\n"
+        return f'time="{now}" level={level} msg={fastjson.quote(msg)}\n'
 
     def log(self, level: str, msg: str) -> None:
         if _LEVELS[level] < self.min_level:

@@ -89,6 +89,9 @@ def _click_main(argv: list[str]) -> int:
 
 
 def main() -> None:
+    import gc
+
+    gc.disable()  # a runtime command is short-lived: collecting cycles would only cost time
     from .cli.fastparse import parse
 
     argv = sys.argv[1:]

@@ -8,10 +8,10 @@ and the freezer, so a crashed or killed container is seen as stopped without any
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 
+from . import fastjson
 from .errors import ContainerExists, ContainerNotFound, UsageError
 
 STATE_FILE = "state.json"
@@ -132,7 +132,7 @@ class Container:
         """Write state.json atomically: a reader sees the old or the new file, never a torn one."""
         tmp = os.path.join(self.dir, f".{STATE_FILE}.tmp")
         with open(tmp, "w") as f:
-            json.dump(self.data, f, separators=(",", ":"))
+            f.write(fastjson.dumps(self.data))
         os.rename(tmp, os.path.join(self.dir, STATE_FILE))
 
     def remove(self) -> None:
@@ -175,7 +175,7 @@ class StateRoot:
             if lock:
                 lock_fd = self._lock(path)
             with open(os.path.join(path, STATE_FILE), "rb") as f:
-                data = json.loads(f.read())
+                data = fastjson.loads(f.read())
         except (FileNotFoundError, NotADirectoryError):
             if lock_fd >= 0:
                 os.close(lock_fd)

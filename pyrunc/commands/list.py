@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pwd
 import sys
 
@@ -26,6 +25,7 @@ def _table(rows: list[list[str]]) -> str:
 
 def run(g: object, o: dict) -> int:
     from ..errors import ContainerNotFound
+    from ..fastjson import dumps
     from ..state import StateRoot
 
     root = StateRoot(g.root)
@@ -41,7 +41,7 @@ def run(g: object, o: dict) -> int:
     if o["quiet"]:
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
     elif o["format"] == "json":
-        sys.stdout.write((json.dumps(states, separators=(",", ":")) if states else "null") + "\n")
+        sys.stdout.write((dumps(states) if states else "null") + "\n")
     else:
         rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
         rows += [[s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]] for s in states]

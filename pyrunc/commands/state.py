@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 
 def run(g: object, o: dict) -> int:
+    from ..fastjson import dumps_indented
     from ..state import StateRoot
 
     container = StateRoot(g.root).load(o["container_id"], lock=False)
-    sys.stdout.write(json.dumps(container.oci_state(), indent=2))
+    sys.stdout.write(dumps_indented(container.oci_state()))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import InvalidState
 from ..state import STOPPED, Container
-from .kill import kill_and_wait
+from .kill import SIGKILL, kill_and_wait
 
 
 def delete_container(container: Container, force: bool = False) -> None:
@@ -16,7 +16,7 @@ def delete_container(container: Container, force: bool = False) -> None:
     cgroup = container.cgroup_manager()
     if cgroup is not None:
         if not container.data.get("own_pid_namespace"):
-            cgroup.signal_all(9)  # leftovers of a container sharing the host's pid namespace
+            cgroup.signal_all(SIGKILL)  # leftovers of a container sharing the host's pid namespace
         cgroup.destroy()
     if (container.config.get("linux") or {}).get("netDevices"):
         from ..netdevices import move_back

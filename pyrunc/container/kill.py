@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 
-from .. import syscalls
+# The C modules: `signal` wraps `_signal` in enums whose import costs milliseconds at start-up, and the
+# ctypes layer is not needed for pidfds, which os and _signal offer.
+from _signal import SIGKILL, pidfd_send_signal
+
 from ..errors import InvalidState
 from ..state import PAUSED, STOPPED, Container
 
@@ -14,7 +16,7 @@ from ..state import PAUSED, STOPPED, Container
 def _open_init(container: Container) -> int | None:
     """A pidfd of the container's init, or None when it is gone (or its pid now names another process)."""
     try:
-        pidfd = syscalls.pidfd_open(container.pid)
+        pidfd = os.pidfd_open(container.pid)
     except OSError:
         return None
     # Opened first, checked second: if the start time still matches, the pidfd is the init's.
@@ -36,10 +38,10 @@ def signal_container(container: Container, sig: int, all_processes: bool = False
         if pidfd is None:
             raise InvalidState("container not running")
         try:
-            syscalls.pidfd_send_signal(pidfd, sig)
+            pidfd_send_signal(pidfd, sig)
         finally:
             os.close(pidfd)
-    if status == PAUSED and sig == signal.SIGKILL and cgroup is not None:
+    if status == PAUSED and sig == SIGKILL and cgroup is not None:
         cgroup.thaw()  # a frozen process cannot die
 
 
@@ -48,11 +50,11 @@ def kill_and_wait(container: Container, timeout: float = 10.0) -> None:
     pidfd = _open_init(container)
     cgroup = container.cgroup_manager()
     if cgroup is not None and not container.data.get("own_pid_namespace"):
-        cgroup.signal_all(signal.SIGKILL)
+        cgroup.signal_all(SIGKILL)
     if pidfd is None:
         return
     try:
-        syscalls.pidfd_send_signal(pidfd, signal.SIGKILL)
+        pidfd_send_signal(pidfd, SIGKILL)
         if cgroup is not None and cgroup.is_frozen():
             cgroup.thaw()
         # A pidfd polls readable once the process has exited (even while it stays an unreaped zombie).
