@@ -18,7 +18,7 @@ import struct
 import termios
 from collections.abc import Callable
 
-from .errors import ConfigError, PyruncError
+from .errors import PyruncError
 from .rootfs import mount_console
 from .rootfs.paths import Root
 
@@ -37,14 +37,6 @@ _PTMX_PATHS = ("dev/ptmx", "dev/pts/ptmx")
 
 class TerminalError(PyruncError):
     pass
-
-
-def check_terminal_flags(terminal: bool, console_socket: str, detach: bool) -> None:
-    """runc's rules for a terminal: a detached process needs a console socket, and a socket needs both."""
-    if detach and terminal and not console_socket:
-        raise ConfigError("cannot allocate tty if runc will detach without setting console socket")
-    if console_socket and (not detach or not terminal):
-        raise ConfigError("cannot use console socket if runc will not detach or allocate tty")
 
 
 def open_pty(root: str) -> tuple[int, int]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pyrunc import terminal
+from pyrunc.config.validate import check_terminal_flags
 from pyrunc.errors import ConfigError
 
 
@@ -22,13 +23,13 @@ from pyrunc.errors import ConfigError
 ])
 def test_terminal_flag_errors(terminal_on: bool, sock: str, detach: bool, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        terminal.check_terminal_flags(terminal_on, sock, detach)
+        check_terminal_flags(terminal_on, sock, detach)
 
 
 @pytest.mark.parametrize(("terminal_on", "sock", "detach"), [(True, "/s", True), (True, "", False),
                                                              (False, "", True), (False, "", False)])
 def test_terminal_flags_accepted(terminal_on: bool, sock: str, detach: bool) -> None:
-    terminal.check_terminal_flags(terminal_on, sock, detach)
+    check_terminal_flags(terminal_on, sock, detach)
 
 
 def test_open_pty_pair_talks_and_takes_the_size() -> None:

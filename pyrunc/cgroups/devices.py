@@ -9,19 +9,18 @@ reset rule (its usual leading deny-all) and before its other rules, so that a de
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections import namedtuple
 
 from pyrunc.errors import CgroupError
 
 WILDCARD = -1
 
 
-class Rule(NamedTuple):
-    allow: bool
-    type: str  # "a" (all), "c" or "b"
-    major: int  # WILDCARD for any
-    minor: int
-    access: str  # a non-empty subset of "rwm", in that order
+class Rule(namedtuple("Rule", "allow type major minor access")):
+    """One device rule: allow, type ("a" all, "c" or "b"), major and minor (WILDCARD for any), access (a
+    non-empty subset of "rwm", in that order)."""
+
+    __slots__ = ()
 
     def is_reset(self) -> bool:
         """A rule on every device with every access: it replaces the default and everything before it."""

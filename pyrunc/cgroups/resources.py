@@ -8,18 +8,18 @@ Zero means "not set" for the numeric fields where runc treats it so; -1 means un
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from collections import namedtuple
 
 from pyrunc.errors import CgroupError
 
 UNLIMITED = -1
 
 
-class Write(NamedTuple):
-    controller: str  # v1 hierarchy ("memory", ...) or "unified"; on v2 the file's controller prefix
-    file: str
-    value: str
-    fallback: tuple[str, str] | None = None  # (file, value) to use when `file` does not exist
+class Write(namedtuple("Write", "controller file value fallback", defaults=(None,))):
+    """A value to write: controller (v1 hierarchy such as "memory", or "unified"; on v2 the file's
+    controller prefix), file, value, and a (file, value) fallback for when `file` does not exist."""
+
+    __slots__ = ()
 
     def target(self, directory: str) -> tuple[str, str]:
         """The path to write in the cgroup `directory` and the value: the fallback's if `file` is missing."""

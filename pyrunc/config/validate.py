@@ -117,3 +117,11 @@ def check_namespaces(config: dict, what: str) -> None:
             raise problem(what, key, f"unable to set {key} without a private UTS namespace")
     if linux.get("timeOffsets") and "time" not in new:
         raise problem(what, "linux.timeOffsets", "unable to set time offsets without a new time namespace")
+
+
+def check_terminal_flags(terminal: bool, console_socket: str, detach: bool) -> None:
+    """runc's rules for a terminal: a detached process needs a console socket, and a socket needs both."""
+    if detach and terminal and not console_socket:
+        raise ConfigError("cannot allocate tty if runc will detach without setting console socket")
+    if console_socket and (not detach or not terminal):
+        raise ConfigError("cannot use console socket if runc will not detach or allocate tty")

@@ -79,7 +79,7 @@ def create_container(g: object, container_id: str, opts: CreateOptions, *, foreg
 
     config = load_bundle_config(opts.bundle)
     rootfs = _resolve_rootfs(config, opts.bundle)
-    from ..terminal import check_terminal_flags
+    from ..config.validate import check_terminal_flags
 
     check_terminal_flags(bool(config["process"].get("terminal")), opts.console_socket, detach=not foreground)
     from ..rootfs import check_mounts, open_idmapped_mounts

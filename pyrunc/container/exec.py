@@ -137,7 +137,8 @@ def _open_namespaces(pid: int) -> list[tuple[str, int]]:
 
 def exec_process(container: Container, process: dict, opts: ExecOptions) -> int:
     """Start `process` in the container; return its exit code, or 0 once it runs with --detach."""
-    from ..terminal import check_terminal_flags, connect_console_socket
+    from ..config.validate import check_terminal_flags
+    from ..terminal import connect_console_socket
 
     check_can_exec(container, opts.ignore_paused)
     terminal = bool(process.get("terminal"))
