@@ -184,6 +184,20 @@ class StateRoot:
         container.lock_fd = lock_fd
         return container
 
+    def remove_stale(self, container_id: str) -> None:
+        """Remove the directory a create killed half-way left: no state.json, and nobody holds its lock."""
+        validate_id(container_id)
+        path = os.path.join(self.root, container_id)
+        try:
+            lock_fd = self._lock(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            if not os.path.exists(os.path.join(path, STATE_FILE)):
+                Container(self.root, container_id, {}).remove()
+        finally:
+            os.close(lock_fd)
+
     def ids(self) -> list[str]:
         try:
             names = os.listdir(self.root)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -98,3 +99,13 @@ def test_signal_names(raw: str, number: int) -> None:
 def test_bad_signals(raw: str) -> None:
     with pytest.raises(UsageError):
         parse_signal(raw)
+
+
+def test_force_delete_removes_what_a_killed_create_left(tmp_path) -> None:
+    """A create killed before it wrote state.json leaves its directory; `delete --force` clears it."""
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "exec.fifo").touch()
+    done = subprocess.run([sys.executable, "-m", "pyrunc", "--root", str(tmp_path), "delete", "--force", "half"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "half").exists()
