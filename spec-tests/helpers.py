@@ -303,3 +303,11 @@ def remove_cgroup_parent() -> None:
         for sub in sorted((p for p in parent.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
             sub.rmdir()
         parent.rmdir()
+
+
+def run_ok(rt: Runtime, bundle: Bundle, *args: str) -> str:
+    """Run `args` in a container of the bundle and return its stdout; fail the test unless it exits 0."""
+    bundle.set_args(*args)
+    code, out, err = rt.run_container(bundle)
+    assert code == 0, f"exit {code}, stderr: {err}"
+    return out

@@ -13,14 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import Bundle, Runtime, new_id
-
-
-def run_ok(rt: Runtime, bundle: Bundle, *args: str) -> str:
-    bundle.set_args(*args)
-    code, out, err = rt.run_container(bundle)
-    assert code == 0, f"exit {code}, stderr: {err}"
-    return out
+from helpers import Bundle, Runtime, new_id, run_ok
 
 
 def mountinfo(rt: Runtime, bundle: Bundle) -> dict[str, dict]:

@@ -8,28 +8,22 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from helpers import Bundle, Runtime
+from helpers import Bundle, Runtime, run_ok
 
 NS_FILES = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt"}
 
 
-def _run_ok(rt: Runtime, bundle: Bundle, *args: str) -> str:
-    bundle.set_args(*args)
-    code, out, err = rt.run_container(bundle)
-    assert code == 0, f"exit {code}, stderr: {err}"
-    return out
-
 
 def _container_namespaces(rt: Runtime, bundle: Bundle) -> dict[str, str]:
     script = "; ".join(f"echo {t} $(readlink /proc/self/ns/{f})" for t, f in NS_FILES.items())
-    return dict(line.split(" ", 1) for line in _run_ok(rt, bundle, "sh", "-c", script).splitlines())
+    return dict(line.split(" ", 1) for line in run_ok(rt, bundle, "sh", "-c", script).splitlines())
 
 
 def test_hostname(rt: Runtime, bundle: Bundle) -> None:
     """config.md "Hostname": "hostname (string, OPTIONAL) specifies the container's hostname as seen by
     processes running inside the container"."""
     bundle.config["hostname"] = "spec-host"
-    assert _run_ok(rt, bundle, "hostname").strip() == "spec-host"
+    assert run_ok(rt, bundle, "hostname").strip() == "spec-host"
 
 
 def test_new_namespaces_differ_from_host(rt: Runtime, bundle: Bundle) -> None:
@@ -86,7 +80,7 @@ def test_tmpfs_mount_with_options(rt: Runtime, bundle: Bundle) -> None:
         "destination": "/mnt/scratch", "type": "tmpfs", "source": "tmpfs",
         "options": ["nosuid", "nodev", "noexec", "mode=0700", "size=1m"],
     })
-    mountinfo = _run_ok(rt, bundle, "cat", "/proc/self/mountinfo").splitlines()
+    mountinfo = run_ok(rt, bundle, "cat", "/proc/self/mountinfo").splitlines()
     lines = [line.split() for line in mountinfo if line.split()[4] == "/mnt/scratch"]
     assert lines, "no mount at /mnt/scratch"
     fields = lines[-1]
@@ -103,14 +97,14 @@ def test_bind_mount(rt: Runtime, bundle: Bundle, tmp_path) -> None:
     shared.mkdir()
     (shared / "hello").write_text("from host\n")
     bundle.add_bind(shared, "/data", readonly=True)
-    out = _run_ok(rt, bundle, "sh", "-c", "cat /data/hello; touch /data/x 2>/dev/null && echo writable || :")
+    out = run_ok(rt, bundle, "sh", "-c", "cat /data/hello; touch /data/x 2>/dev/null && echo writable || :")
     assert out == "from host\n"
 
 
 def test_root_readonly(rt: Runtime, bundle: Bundle) -> None:
     """config.md "Root": "readonly (bool, OPTIONAL) If true then the root filesystem MUST be read-only"."""
-    out = _run_ok(rt, bundle, "sh", "-c", "touch /probe 2>/dev/null && echo writable || echo readonly")
+    out = run_ok(rt, bundle, "sh", "-c", "touch /probe 2>/dev/null && echo writable || echo readonly")
     assert out.strip() == "readonly"
     bundle.config["root"]["readonly"] = False
-    out = _run_ok(rt, bundle, "sh", "-c", "touch /probe 2>/dev/null && echo writable || echo readonly")
+    out = run_ok(rt, bundle, "sh", "-c", "touch /probe 2>/dev/null && echo writable || echo readonly")
     assert out.strip() == "writable"

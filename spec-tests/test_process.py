@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-from helpers import Bundle, Runtime
-
-
-def _output_of(rt: Runtime, bundle: Bundle, *args: str) -> str:
-    bundle.set_args(*args)
-    code, out, err = rt.run_container(bundle)
-    assert code == 0, f"exit {code}, stderr: {err}"
-    return out
+from helpers import Bundle, Runtime, run_ok
 
 
 def test_user_uid_gid(rt: Runtime, bundle: Bundle) -> None:
     """config.md "POSIX process": "uid (int, REQUIRED) specifies the user ID in the container namespace",
     "gid (int, REQUIRED) specifies the group ID in the container namespace"."""
     bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
-    assert _output_of(rt, bundle, "sh", "-c", "id -u; id -g").split() == ["1000", "1000"]
+    assert run_ok(rt, bundle, "sh", "-c", "id -u; id -g").split() == ["1000", "1000"]
 
 
 def test_user_additional_gids(rt: Runtime, bundle: Bundle) -> None:
     """config.md "POSIX process": "additionalGids (array of ints, OPTIONAL) specifies additional group IDs
     in the container namespace to be added to the process"."""
     bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [5, 100]}
-    groups = _output_of(rt, bundle, "cat", "/proc/self/status")
+    groups = run_ok(rt, bundle, "cat", "/proc/self/status")
     line = next(x for x in groups.splitlines() if x.startswith("Groups:"))
     assert sorted(int(g) for g in line.split()[1:]) == [5, 100]
 
@@ -32,7 +25,7 @@ def test_env(rt: Runtime, bundle: Bundle) -> None:
     """config.md "Process": "env (array of strings, OPTIONAL) with the same semantics as IEEE Std
     1003.1-2008's environ"."""
     bundle.config["process"]["env"] = ["PATH=/bin", "FOO=bar baz", "EMPTY="]
-    env = _output_of(rt, bundle, "env").splitlines()
+    env = run_ok(rt, bundle, "env").splitlines()
     assert "FOO=bar baz" in env
     assert "EMPTY=" in env
     assert "PATH=/bin" in env
@@ -42,20 +35,20 @@ def test_cwd(rt: Runtime, bundle: Bundle) -> None:
     """config.md "Process": "cwd (string, REQUIRED) is the working directory that will be set for the
     executable"."""
     bundle.config["process"]["cwd"] = "/etc"
-    assert _output_of(rt, bundle, "pwd").strip() == "/etc"
+    assert run_ok(rt, bundle, "pwd").strip() == "/etc"
 
 
 def test_args0_resolved_via_path(rt: Runtime, bundle: Bundle) -> None:
     """config.md "Process": "args ... This specification extends the IEEE standard in that at least one
     entry is REQUIRED, and that entry is used with the same semantics as execvp's file" (PATH lookup)."""
     bundle.config["process"]["env"] = ["PATH=/nowhere:/sbin:/bin"]
-    assert _output_of(rt, bundle, "echo", "found").strip() == "found"
+    assert run_ok(rt, bundle, "echo", "found").strip() == "found"
 
 
 def test_args_passed_verbatim(rt: Runtime, bundle: Bundle) -> None:
     """config.md "Process": "args (array of strings, OPTIONAL) with similar semantics to IEEE Std
     1003.1-2008 execvp's argv"."""
-    out = _output_of(rt, bundle, "sh", "-c", 'for a in "$@"; do echo "[$a]"; done', "x", "a b", "", "*")
+    out = run_ok(rt, bundle, "sh", "-c", 'for a in "$@"; do echo "[$a]"; done', "x", "a b", "", "*")
     assert out.splitlines() == ["[a b]", "[]", "[*]"]
 
 

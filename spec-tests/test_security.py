@@ -15,19 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import Bundle, Runtime, new_id
+from helpers import Bundle, Runtime, new_id, run_ok
 
 # Capability numbers from linux/capability.h.
 CAPS = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "CAP_KILL": 5, "CAP_SETGID": 6,
         "CAP_SETUID": 7, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_RAW": 13, "CAP_SYS_CHROOT": 18,
         "CAP_AUDIT_WRITE": 29}  # fmt: skip
 
-
-def run_ok(rt: Runtime, bundle: Bundle, *args: str) -> str:
-    bundle.set_args(*args)
-    code, out, err = rt.run_container(bundle)
-    assert code == 0, f"exit {code}, stderr: {err}"
-    return out
 
 
 def status_fields(rt: Runtime, bundle: Bundle) -> dict[str, str]:

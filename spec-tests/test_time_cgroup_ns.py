@@ -5,16 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from helpers import Bundle, Runtime, new_id
+from helpers import Bundle, Runtime, new_id, run_ok
 
 DAY = 86400
 
-
-def run_ok(rt: Runtime, bundle: Bundle, *args: str) -> str:
-    bundle.set_args(*args)
-    code, out, err = rt.run_container(bundle)
-    assert code == 0, f"exit {code}, stderr: {err}"
-    return out
 
 
 def _with_namespace(bundle: Bundle, ns_type: str) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import Bundle, Runtime
+from helpers import Bundle, Runtime, run_ok
 
 HOST_ID, SIZE = 100000, 65536
 MAP = [{"containerID": 0, "hostID": HOST_ID, "size": SIZE}]
@@ -51,12 +51,6 @@ def mapped_bundle(shared_dir: Path) -> Bundle:
     linux["gidMappings"] = [dict(m) for m in MAP]
     return bundle
 
-
-def run_ok(rt: Runtime, bundle: Bundle, *args: str) -> str:
-    bundle.set_args(*args)
-    code, out, err = rt.run_container(bundle)
-    assert code == 0, f"exit {code}, stderr: {err}"
-    return out
 
 
 def test_id_and_maps_inside(rt: Runtime, mapped_bundle: Bundle) -> None:

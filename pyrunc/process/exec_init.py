@@ -97,10 +97,7 @@ def _exec_process(chan: Channel, ctx: ExecContext) -> NoReturn:
     affinity = process.get("execCPUAffinity") or {}
     if affinity.get("initial"):
         process_attrs.apply_cpu_affinity(affinity["initial"])
-    if process.get("scheduler"):
-        process_attrs.apply_scheduler(process["scheduler"])
-    if process.get("ioPriority"):
-        process_attrs.apply_io_priority(process["ioPriority"])
+    process_attrs.apply_scheduling(process)
     early_seccomp = ctx.seccomp is not None and seccomp.must_load_before_identity(process)
     if early_seccomp:
         load_seccomp(chan, ctx.seccomp)

@@ -174,10 +174,7 @@ def _apply_process_attributes(chan: Channel, ctx: InitContext, process: dict, li
     """
     if linux.get("personality"):
         process_attrs.apply_personality(linux["personality"])
-    if process.get("scheduler"):
-        process_attrs.apply_scheduler(process["scheduler"])
-    if process.get("ioPriority"):
-        process_attrs.apply_io_priority(process["ioPriority"])
+    process_attrs.apply_scheduling(process)
     early_seccomp = ctx.seccomp is not None and seccomp.must_load_before_identity(process)
     if early_seccomp:
         load_seccomp(chan, ctx.seccomp)

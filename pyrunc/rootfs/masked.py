@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 
 from .. import syscalls as s
 from ..errors import RootfsError
@@ -31,44 +32,47 @@ def dev_null(root: Root) -> int:
     return fd
 
 
-def mask_paths(root: Root, paths: list[str]) -> None:
-    null: int | None = None
-    try:
-        for path in paths:
-            try:
-                target = root.open(path)
-            except FileNotFoundError:
-                continue
-            try:
-                if stat.S_ISDIR(os.fstat(target).st_mode):
-                    detached.new_filesystem("tmpfs", target, flags=("ro",), attributes=s.MOUNT_ATTR_RDONLY)
-                else:
-                    if null is None:
-                        null = dev_null(root)
-                    os.close(detached.bind(null, target))
-            except OSError as err:
-                raise RootfsError(f"linux.maskedPaths {path}: {err}") from None
-            finally:
-                os.close(target)
-    finally:
-        if null is not None:
-            os.close(null)
-
-
-def readonly_paths(root: Root, paths: list[str]) -> None:
+def _for_each_existing(root: Root, paths: list[str], field: str, apply: Callable[[int], None]) -> None:
+    """apply(descriptor) to each path that exists inside the root (a missing one is skipped, as the spec
+    says); an OSError becomes a RootfsError naming `field` and the path."""
     for path in paths:
         try:
             target = root.open(path)
         except FileNotFoundError:
             continue
         try:
-            tree = detached.clone_tree(target, recursive=True)
-            try:
-                detached.set_attributes(tree, 0, s.MOUNT_ATTR_RDONLY, recursive=True)
-                detached.attach(tree, target)
-            finally:
-                os.close(tree)
+            apply(target)
         except OSError as err:
-            raise RootfsError(f"linux.readonlyPaths {path}: {err}") from None
+            raise RootfsError(f"{field} {path}: {err}") from None
         finally:
             os.close(target)
+
+
+def mask_paths(root: Root, paths: list[str]) -> None:
+    null: list[int] = []
+
+    def mask(target: int) -> None:
+        if stat.S_ISDIR(os.fstat(target).st_mode):
+            detached.new_filesystem("tmpfs", target, flags=("ro",), attributes=s.MOUNT_ATTR_RDONLY)
+            return
+        if not null:
+            null.append(dev_null(root))
+        os.close(detached.bind(null[0], target))
+
+    try:
+        _for_each_existing(root, paths, "linux.maskedPaths", mask)
+    finally:
+        for fd in null:
+            os.close(fd)
+
+
+def readonly_paths(root: Root, paths: list[str]) -> None:
+    def make_readonly(target: int) -> None:
+        tree = detached.clone_tree(target, recursive=True)
+        try:
+            detached.set_attributes(tree, 0, s.MOUNT_ATTR_RDONLY, recursive=True)
+            detached.attach(tree, target)
+        finally:
+            os.close(tree)
+
+    _for_each_existing(root, paths, "linux.readonlyPaths", make_readonly)

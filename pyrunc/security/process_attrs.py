@@ -112,3 +112,11 @@ def apply_cpu_affinity(cpus: str, pid: int = 0) -> None:
         os.sched_setaffinity(pid, parse_cpu_list(cpus))
     except OSError as e:
         raise SecurityError(f"cannot set CPU affinity {cpus!r}: {os_reason(e)}") from None
+
+
+def apply_scheduling(process: dict) -> None:
+    """process.scheduler and process.ioPriority, for the init and for exec alike."""
+    if process.get("scheduler"):
+        apply_scheduler(process["scheduler"])
+    if process.get("ioPriority"):
+        apply_io_priority(process["ioPriority"])
