@@ -206,13 +206,7 @@ def plan_v1(resources: dict, current_memory_limit: int | None = None) -> list[Wr
         writes.append(Write("cpu", "cpu.rt_period_us", str(cpu["realtimePeriod"])))
     if _int(cpu, "realtimeRuntime", where):
         writes.append(Write("cpu", "cpu.rt_runtime_us", str(cpu["realtimeRuntime"])))
-    writes += _cpuset(cpu)
-    if _int(cpu, "idle", where, 0, 1) is not None:
-        writes.append(Write("cpu", "cpu.idle", str(cpu["idle"])))
-
-    pids_limit = _int(r.get("pids") or {}, "limit", "linux.resources.pids", -(2**63))
-    if pids_limit:
-        writes.append(Write("pids", "pids.max", "max" if pids_limit < 0 else str(pids_limit)))
+    writes += _cpuset_idle_and_pids(cpu, r, where)
 
     blkio = r.get("blockIO") or {}
     where = "linux.resources.blockIO"
@@ -246,6 +240,17 @@ def plan_v1(resources: dict, current_memory_limit: int | None = None) -> list[Wr
     return writes
 
 
+def _cpuset_idle_and_pids(cpu: dict, r: dict, where: str) -> list[Write]:
+    """The writes whose files are named alike on v1 and v2."""
+    writes = _cpuset(cpu)
+    if _int(cpu, "idle", where, 0, 1) is not None:
+        writes.append(Write("cpu", "cpu.idle", str(cpu["idle"])))
+    pids_limit = _int(r.get("pids") or {}, "limit", "linux.resources.pids", -(2**63))
+    if pids_limit:
+        writes.append(Write("pids", "pids.max", "max" if pids_limit < 0 else str(pids_limit)))
+    return writes
+
+
 def plan_v2(resources: dict) -> list[Write]:
     """The v2 writes, converting v1-only values."""
     r = resources or {}
@@ -275,13 +280,7 @@ def plan_v2(resources: dict) -> list[Write]:
         writes.append(Write("cpu", "cpu.max.burst", str(cpu["burst"])))
     if cpu.get("realtimePeriod") or cpu.get("realtimeRuntime"):
         raise CgroupError(f"{where}.realtimeRuntime/realtimePeriod: real-time CPU limits do not exist on cgroup v2")
-    writes += _cpuset(cpu)
-    if _int(cpu, "idle", where, 0, 1) is not None:
-        writes.append(Write("cpu", "cpu.idle", str(cpu["idle"])))
-
-    pids_limit = _int(r.get("pids") or {}, "limit", "linux.resources.pids", -(2**63))
-    if pids_limit:
-        writes.append(Write("pids", "pids.max", "max" if pids_limit < 0 else str(pids_limit)))
+    writes += _cpuset_idle_and_pids(cpu, r, where)
 
     blkio = r.get("blockIO") or {}
     where = "linux.resources.blockIO"
