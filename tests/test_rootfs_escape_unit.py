@@ -4,7 +4,6 @@ plus the path resolver alone): the host path named by each attack must stay unto
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -146,47 +145,6 @@ def test_device_through_symlinked_dir(config: dict, rootfs: Path, victim: Path) 
     assert list(victim.iterdir()) == []
     assert (rootfs / str(victim)[1:] / "pwn").is_char_device()
 
-
-def test_destination_swapped_during_setup(config: dict, rootfs: Path, victim: Path, tmp_path: Path) -> None:
-    source = tmp_path / "payload"
-    source.mkdir()
-    (source / "file").write_text("payload\n")
-    swapped = rootfs / "mnt" / "swap"
-    swapped.parent.mkdir(exist_ok=True)
-    config["mounts"] += [
-        {"destination": "/mnt/swap/dir", "type": "bind", "source": str(source), "options": ["bind"]},
-        {"destination": "/mnt/swap/file", "type": "bind", "source": str(source / "file"), "options": ["bind"]},
-        {"destination": "/mnt/swap/tmp", "type": "tmpfs", "source": "tmpfs"},
-    ]
-    stop = threading.Event()
-
-    def swap() -> None:
-        while not stop.is_set():
-            for step in (lambda: os.symlink(str(victim), swapped), lambda: os.unlink(swapped),
-                         lambda: os.mkdir(swapped), lambda: _remove_tree(swapped)):
-                try:
-                    step()
-                except OSError:
-                    pass
-
-    swapper = threading.Thread(target=swap, daemon=True)
-    swapper.start()
-    try:
-        for _ in range(30):
-            sandbox(config, rootfs, "/bin/true")
-            assert list(victim.iterdir()) == []
-    finally:
-        stop.set()
-        swapper.join()
-
-
-def _remove_tree(path: Path) -> None:
-    for child in sorted(path.rglob("*"), key=lambda p: -len(p.parts)):
-        child.unlink() if child.is_symlink() or not child.is_dir() else child.rmdir()
-    path.rmdir()
-
-
-# --- bad input ----------------------------------------------------------------------------------
 
 def test_bad_input_messages(config: dict, rootfs: Path) -> None:
     from pyrunc.rootfs import check_mounts
