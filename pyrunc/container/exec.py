@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 
-from ..errors import ConfigError, InvalidState, UsageError
+from ..errors import ConfigError, InitError, InvalidState, UsageError
 from ..namespaces import PROC_NAMES
 from ..state import CREATED, PAUSED, STOPPED, Container
 
@@ -222,10 +222,16 @@ def _launch(container: Container, ctx: ExecContext, console_sock: socket.socket 
         exec_stage1(Channel(child_sock), ctx)
     child_sock.close()
     chan = Channel(parent_sock)
-    pid, master, stage1_reaped = 0, -1, False
+    pid, master, stage1_reaped, ready = 0, -1, False, False
     try:
         while True:
-            msg, payload, fds = chan.receive()
+            # Stage-1 (INIT_PID) and the process (READY) write concurrently, in either order; the end of
+            # the channel comes once stage-1 has exited and the process has exec'd (close-on-exec).
+            msg, payload, fds = chan.receive_or_eof()
+            if msg is None:
+                if ready and pid:
+                    return pid, master
+                raise InitError("the exec'd process exited before it was ready")
             if msg is Msg.INIT_PID:
                 pid = payload["pid"]
                 os.waitpid(stage1, 0)
@@ -242,8 +248,7 @@ def _launch(container: Container, ctx: ExecContext, console_sock: socket.socket 
                 _send_seccomp_listener(container, fds)
                 chan.send(Msg.SECCOMP_DONE)
             elif msg is Msg.READY:
-                chan.expect_exec()
-                return pid, master
+                ready = True
     except BaseException:
         if master >= 0:
             os.close(master)

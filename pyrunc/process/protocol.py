@@ -39,6 +39,9 @@ as its own one-line error, after removing everything create made.
                  ◀──────────────────────────── CONSOLE [fd]          (only with a terminal)
                  ◀──────────────────────────── READY                 (execve follows)
     EOF (the socket is close-on-exec) ◀─────── execve succeeded, or ERROR {message} if it failed
+
+INIT_PID and the process's messages come from two processes and may arrive in either order: the
+parent is done at the end of the channel, once it has seen both INIT_PID and READY.
 """
 
 from __future__ import annotations
@@ -103,15 +106,6 @@ class Channel:
         if msg is not wanted:
             raise InitError(f"sync protocol: expected {wanted.value}, got {msg.value}")
         return payload
-
-    def expect_exec(self) -> None:
-        """After READY from an exec'd process: EOF means its execve succeeded (the socket is close-on-exec);
-        an ERROR frame (execve failed) is raised as InitError."""
-        msg, _payload, fds = self.receive_or_eof()
-        for fd in fds:
-            os.close(fd)
-        if msg is not None:
-            raise InitError(f"sync protocol: expected the end of the channel, got {msg.value}")
 
     def receive_or_eof(self) -> tuple[Msg | None, dict, list[int]]:
         """Like receive(), but the end of the channel is (None, {}, []) rather than an error."""
