@@ -70,6 +70,8 @@ class Container:
         self.data = data
         #: descriptor holding the flock on the container's directory, when this process took it
         self.lock_fd = -1
+        #: the pty master of a container created for a foreground `run` with a terminal, else -1
+        self.console_master = -1
 
     def unlock(self) -> None:
         if self.lock_fd >= 0:

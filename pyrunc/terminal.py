@@ -130,36 +130,6 @@ def send_console_master(path: str, master: int) -> None:
         send_master(sock, master)
 
 
-class ConsoleReceiver:
-    """A private console socket, for a foreground `run` with a terminal: create sends the master here."""
-
-    def __init__(self) -> None:
-        import tempfile
-
-        self.dir = tempfile.mkdtemp(prefix="pyrunc-console-")
-        self.path = os.path.join(self.dir, "console.sock")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(self.path)
-        self.sock.listen(1)
-
-    def receive(self) -> int:
-        """The master, once create has sent it (it is already queued: this does not wait)."""
-        conn, _ = self.sock.accept()
-        with conn:
-            _data, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
-        if not fds:
-            raise TerminalError("the container's init sent no console")
-        return fds[0]
-
-    def close(self) -> None:
-        self.sock.close()
-        try:
-            os.unlink(self.path)
-            os.rmdir(self.dir)
-        except OSError:
-            pass
-
-
 #: the signals the foreground forwards: all that can be caught, except SIGCHLD (ours) and hardware faults
 _FORWARDED = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGSEGV,
                                        signal.SIGBUS, signal.SIGILL, signal.SIGFPE}

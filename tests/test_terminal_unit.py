@@ -51,12 +51,14 @@ def test_open_pty_without_ptmx(tmp_path: Path) -> None:
         terminal.open_pty(str(tmp_path))
 
 
-def test_master_arrives_on_the_console_socket_with_runc_payload() -> None:
-    receiver = terminal.ConsoleReceiver()
+def test_master_arrives_on_the_console_socket_with_runc_payload(tmp_path: Path) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "console.sock"))
+    listener.listen(1)
     master, slave = terminal.open_pty("/")
     try:
-        terminal.send_console_master(receiver.path, master)
-        conn, _ = receiver.sock.accept()
+        terminal.send_console_master(str(tmp_path / "console.sock"), master)
+        conn, _ = listener.accept()
         with conn:
             name, fds, _flags, _addr = socket.recv_fds(conn, 4096, 4)
         assert name == b"/dev/ptmx" and len(fds) == 1
@@ -67,8 +69,7 @@ def test_master_arrives_on_the_console_socket_with_runc_payload() -> None:
     finally:
         os.close(master)
         os.close(slave)
-        receiver.close()
-    assert not os.path.exists(receiver.dir)
+        listener.close()
 
 
 def test_console_socket_pointing_nowhere(tmp_path: Path) -> None:

@@ -1,25 +1,12 @@
 """pyrunc run [--detach] [--keep] ...: create + start, and in the foreground wait and delete.
 
-In the foreground with `process.terminal` and no `--console-socket`, the pty master comes to a private
-console socket and the user's terminal is proxied to it until the container exits (like `runc run`).
+In the foreground with `process.terminal` and no `--console-socket`, create keeps the pty master and the
+user's terminal is proxied to it until the container exits (like `runc run`).
 """
 
 from __future__ import annotations
 
 import os
-
-
-def _proxies_terminal(o: dict) -> bool:
-    """Foreground, process.terminal set, no console socket given (create reports a broken config.json)."""
-    if o["detach"] or o.get("console_socket"):
-        return False
-    import json
-
-    try:
-        with open(os.path.join(o.get("bundle") or ".", "config.json"), "rb") as f:
-            return json.load(f)["process"].get("terminal") is True
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
 
 
 def run(g: object, o: dict) -> int:
@@ -31,33 +18,17 @@ def run(g: object, o: dict) -> int:
     detach = o["detach"]
     if not detach:
         become_subreaper()
-    master = -1
-    if _proxies_terminal(o):
-        from ..terminal import ConsoleReceiver
-
-        receiver = ConsoleReceiver()
-        try:
-            # For create this is a detached run: the master goes to a console socket (ours).
-            container = create_container(g, o["container_id"], CreateOptions({**o, "console_socket": receiver.path}))
-            try:
-                master = receiver.receive()
-            except BaseException:
-                delete_container(container, force=True)
-                raise
-        finally:
-            receiver.close()
-    else:
-        container = create_container(g, o["container_id"], CreateOptions(o), foreground=not detach)
+    container = create_container(g, o["container_id"], CreateOptions(o), foreground=not detach)
+    master = container.console_master
     try:
         start_container(container)
+        container.unlock()
+        if detach:
+            return 0
+        code = wait_forwarding_signals(container.pid, console_master=master)
     except BaseException:
         delete_container(container, force=True)
         raise
-    container.unlock()
-    if detach:
-        return 0
-    try:
-        code = wait_forwarding_signals(container.pid, console_master=master)
     finally:
         if master >= 0:
             os.close(master)

@@ -115,6 +115,7 @@ def create_container(g: object, container_id: str, opts: CreateOptions, *, foreg
         finally:
             for fd in ctx.idmapped.values():
                 os.close(fd)
+        container.console_master = ctx.console_master
         container.data = {
             "ociVersion": ctx.oci_version,
             "pid": pid,
@@ -160,6 +161,9 @@ def _launch(ctx: InitContext) -> int:
         run_hooks(ctx.config, ctx.hook_state("creating"), "prestart", "createRuntime")
 
     def send_console(master_fd: int) -> None:
+        if not ctx.console_socket:  # a foreground `run`: it proxies the user's terminal itself
+            ctx.console_master = os.dup(master_fd)
+            return
         from ..terminal import send_console_master
 
         send_console_master(ctx.console_socket, master_fd)

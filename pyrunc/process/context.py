@@ -29,6 +29,8 @@ class InitContext:
         self.oci_version = oci_version
         #: host pid of the init, known to the parent once stage-1 reports it (sent with CONTINUE)
         self.init_pid = 0
+        #: the pty master a foreground `run` keeps (no --console-socket), else -1
+        self.console_master = -1
         #: detached id-mapped bind mounts prepared by the runtime: mounts[] index → mount fd
         self.idmapped: dict[int, int] = {}
         #: set by create before the fork: parsed capabilities and the prepared seccomp filter
