@@ -149,7 +149,7 @@ class Streamer:
 
 
 def start_qemu(args: argparse.Namespace, results: Path) -> subprocess.Popen:
-    (results / "vm.conf").write_text(f"VM_DIR={shlex.quote(str(VM_DIR))}\n")
+    (results / "vm.conf").write_text(f"VM_DIR={shlex.quote(str(VM_DIR))}\nVM_CWD={shlex.quote(args.cwd)}\n")
     (results / "cmd.sh").write_text(command_script(args.command, args.cwd, args.env))
     for name in ("booted", "status", "stdout.log", "stderr.log", "console.log"):
         (results / name).unlink(missing_ok=True)
