@@ -68,14 +68,15 @@ build/images/.stamp: scripts/build-image.sh scripts/build-rootfs.sh
 integration-test: test-deps venv bytecode rootfs images
 	RUNTIME=$(RUNTIME) $(VPY) -m pytest -q -m integration tests/integration
 
-test: test-deps venv bytecode rootfs images lint
+test: test-deps venv bytecode rootfs images vm lint
 	$(VPY) -m pytest tests spec-tests
 	$(MAKE) --no-print-directory test-cgroup2
 
 # cgroup v2 tests in a throw-away QEMU VM with a pure cgroup2 hierarchy (docs/cgroup2-vm.md); this host
 # is hybrid v1 and its hierarchies are never reconfigured. Exit status 125 means the VM itself failed to
 # boot (not a test failure): the run is tried once more then.
-CGROUP2_TESTS ?= $(wildcard tests/test_cgroups_*.py) spec-tests/test_cgroups.py spec-tests/test_update_pause_events.py
+CGROUP2_TESTS ?= $(wildcard tests/test_cgroups_*.py) tests/test_cgroup2_vm.py spec-tests/test_cgroups.py \
+                 spec-tests/test_update_pause_events.py
 CGROUP2_PYTEST_ARGS ?= -q -p no:cacheprovider -p no:hypothesispytest
 CGROUP2_TIMEOUT ?= 1500
 
