@@ -79,7 +79,8 @@ def created(rt: Runtime, bundle: Bundle, resources: dict) -> ContainerCgroup:
     return ContainerCgroup(rt.state(cid)["pid"])
 
 
-def wait_until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
+def wait_until(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    """Poll `predicate`; generous by default: the cgroup v2 VM runs programs 12-45x slower than the host."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

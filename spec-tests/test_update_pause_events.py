@@ -227,7 +227,7 @@ def test_events_reports_oom(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None
         events = _read_events(proc, "oom", timeout=30)
         oom = next(e for e in events if e["type"] == "oom")
         assert oom["id"] == cid
-        wait_until((out / "status").exists, what="the allocating shell's status")
+        wait_until((out / "status").exists, timeout=90, what="the allocating shell's status")
         assert (out / "status").read_text().strip() == "137"
     finally:
         proc.kill()
