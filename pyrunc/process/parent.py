@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import gc
 import os
+import select
 import signal
 import socket
 from collections.abc import Callable
 
+from ..errors import InitError
 from .context import InitContext
 from .init import stage1_main
 from .protocol import Channel, Msg
@@ -27,8 +29,6 @@ def write_id_maps(pid: int, linux: dict) -> None:
     disabling setgroups for the gid map); other ranges go through the setuid helpers newuidmap and
     newgidmap, which check them against /etc/subuid and /etc/subgid.
     """
-    from ..errors import InitError
-
     for name, key, own_id, helper in (("uid_map", "uidMappings", os.geteuid(), "newuidmap"),
                                       ("gid_map", "gidMappings", os.getegid(), "newgidmap")):
         mappings = linux.get(key) or []
@@ -99,6 +99,15 @@ def _hand_over(fds: list[int], use: Callable[[int], None]) -> None:
             os.close(fd)
 
 
+def _wait_for_message_from(chan: Channel, stage1_fd: int) -> None:
+    """Wait for the next message while stage-1 lives. If stage-1 dies before it reported the init (the
+    OOM killer, under a tiny memory limit), the init it forked still holds the socket and waits for us:
+    no end-of-file would ever come, so its death is the error."""
+    readable, _, _ = select.select([chan.fileno(), stage1_fd], [], [])
+    if chan.fileno() not in readable:
+        raise InitError("container init exited before it was ready (killed during set-up)")
+
+
 def start_init(ctx: InitContext, run_parent_hooks: Callable[[], None],
                send_console: Callable[[int], None]) -> int:
     """Fork the container's init and drive it until it waits on the exec fifo; return its host pid.
@@ -116,8 +125,11 @@ def start_init(ctx: InitContext, run_parent_hooks: Callable[[], None],
     child_sock.close()
     chan = Channel(parent_sock)
     stage1_reaped = False
+    stage1_fd = os.pidfd_open(stage1)
     try:
         while True:
+            if not ctx.init_pid:
+                _wait_for_message_from(chan, stage1_fd)
             msg, payload, fds = chan.receive()
             if msg is Msg.USERNS_READY:
                 write_id_maps(stage1, ctx.config.get("linux") or {})
@@ -146,4 +158,5 @@ def start_init(ctx: InitContext, run_parent_hooks: Callable[[], None],
             _kill_and_reap(stage1, reap=True)
         raise
     finally:
+        os.close(stage1_fd)
         chan.close()
