@@ -16,10 +16,10 @@ from harness.images import BUSYBOX, Images
 from harness.scenario import (
     SHELL_PROMPT,
     STATE_ROOTS,
-    TERM_HANDLER,
     TTY_SESSION,
     assert_tty_session,
-    check_nothing_left,
+    detached_container,
+    engine_scenario,
     new_name,
     require,
 )
@@ -39,25 +39,18 @@ def docker_session(request: pytest.FixtureRequest, containerd: Containerd, runti
         STATE_ROOTS.remove(daemon.runtime_root)
 
 
+_REMOVE = ("rm", "-f")
+
+
 @pytest.fixture
 def docker(request: pytest.FixtureRequest, docker_session: Dockerd) -> Iterator[Dockerd]:
-    assert not docker_session("ps", "-aq").check().stdout.split(), "containers left by an earlier scenario"
-    yield docker_session
-    left = docker_session("ps", "-aq").stdout.split()
-    if left:
-        docker_session("rm", "-f", *left)
-    check_nothing_left(request, left, "containers")
-
+    yield from engine_scenario(request, docker_session, _REMOVE)
 
 
 @pytest.fixture
 def running(docker: Dockerd) -> Iterator[str]:
     """A detached container whose init handles SIGTERM (removed afterwards)."""
-    name = new_name("dk")
-    docker("run", "-d", "--name", name, BUSYBOX, "sh", "-c", TERM_HANDLER).check()
-    wait_until(lambda: docker("logs", name).stdout.startswith("ready"), f"{name} to start")
-    yield name
-    docker("rm", "-f", name)
+    yield from detached_container(docker, "dk", BUSYBOX, _REMOVE)
 
 
 def test_info_shows_the_runtime(docker: Dockerd, runtime: str) -> None:

@@ -15,10 +15,10 @@ from harness.images import BUSYBOX, Images
 from harness.scenario import (
     ENGINE_MOUNTS,
     SHELL_PROMPT,
-    TERM_HANDLER,
     TTY_SESSION,
     assert_tty_session,
-    check_nothing_left,
+    detached_container,
+    engine_scenario,
     new_name,
     require,
 )
@@ -37,24 +37,18 @@ def podman_session(request: pytest.FixtureRequest, runtime: str, images: Images,
     ENGINE_MOUNTS.discard(str(client.storage_home))
 
 
+_REMOVE = ("rm", "-f", "-t", "0")
+
+
 @pytest.fixture
 def podman(request: pytest.FixtureRequest, podman_session: Podman) -> Iterator[Podman]:
-    assert not podman_session("ps", "-aq").check().stdout.split(), "containers left by an earlier scenario"
-    yield podman_session
-    left = podman_session("ps", "-aq").stdout.split()
-    if left:
-        podman_session("rm", "-f", "-t", "0", *left)
-    check_nothing_left(request, left, "containers")
+    yield from engine_scenario(request, podman_session, _REMOVE)
 
 
 @pytest.fixture
 def running(podman: Podman) -> Iterator[str]:
     """A detached container whose init handles SIGTERM (removed afterwards)."""
-    name = new_name("pm")
-    podman("run", "-d", "--name", name, BUSYBOX, "sh", "-c", TERM_HANDLER).check()
-    wait_until(lambda: podman("logs", name).stdout.startswith("ready"), f"{name} to start")
-    yield name
-    podman("rm", "-f", "-t", "0", name)
+    yield from detached_container(podman, "pm", BUSYBOX, _REMOVE)
 
 
 def test_info_names_the_runtime(podman: Podman, runtime: str) -> None:

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from helpers import leak_report  # spec-tests/helpers.py, on sys.path through tests/conftest.py
+
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
 
 # Names unique to this test session, so that sessions running at the same time on one machine (several
@@ -180,23 +182,11 @@ def snapshot(base_dir: Path, state_roots: Iterable[Path], engine_mounts: Iterabl
     }
 
 
-def report(before: dict[str, set[str]], after: dict[str, set[str]]) -> str:
-    """What appeared or vanished between two snapshots ('' when nothing did)."""
-    lines = []
-    for kind in before:
-        added, removed = after[kind] - before[kind], before[kind] - after[kind]
-        if added:
-            lines.append(f"new {kind}: {sorted(added)}")
-        if removed:
-            lines.append(f"vanished {kind}: {sorted(removed)}")
-    return "\n".join(lines)
-
-
 def leaks_after(before: dict[str, set[str]], take: Callable[[], dict[str, set[str]]], grace: float = 5.0) -> str:
     """Compare with fresh snapshots (`take()`), giving shims and conmon a moment to exit."""
     deadline = time.monotonic() + grace
     while True:
-        text = report(before, take())
+        text = leak_report(before, take())
         if not text or time.monotonic() > deadline:
             return text
         time.sleep(0.1)

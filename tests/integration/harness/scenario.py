@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.commands import Result
+from harness.commands import Result, wait_until
 
 # PID 1 of a container ignores the signals it has no handler for: this init handles SIGTERM (exit 7),
 # and says when it is up.
@@ -50,3 +51,22 @@ def check_nothing_left(request: pytest.FixtureRequest, left: object, what: str) 
     """Fail a scenario that passed but left `what` behind (after it was cleaned up)."""
     if left and not request.node.stash.get(FAILED, False):
         pytest.fail(f"scenario left {what}: {left}", pytrace=False)
+
+
+def engine_scenario(request: pytest.FixtureRequest, engine: Callable, remove: tuple[str, ...]) -> Iterator:
+    """A scenario of a docker-like CLI: it starts with no container and ends with none (`remove` + ids)."""
+    assert not engine("ps", "-aq").check().stdout.split(), "containers left by an earlier scenario"
+    yield engine
+    left = engine("ps", "-aq").stdout.split()
+    if left:
+        engine(*remove, *left)
+    check_nothing_left(request, left, "containers")
+
+
+def detached_container(engine: Callable, prefix: str, image: str, remove: tuple[str, ...]) -> Iterator[str]:
+    """A detached container whose init handles SIGTERM, ready before the scenario uses it; removed after."""
+    name = new_name(prefix)
+    engine("run", "-d", "--name", name, image, "sh", "-c", TERM_HANDLER).check()
+    wait_until(lambda: engine("logs", name).stdout.startswith("ready"), f"{name} to start")
+    yield name
+    engine(*remove, name)
