@@ -211,14 +211,17 @@ def _read_events(proc: subprocess.Popen, until: str, timeout: float) -> list[dic
 
 
 def test_events_reports_oom(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
-    """Streaming `events` reports {"type": "oom"} when a process of the container is OOM-killed."""
+    """Streaming `events` reports {"type": "oom"} when a process of the container is OOM-killed.
+
+    Which process the kernel kills is its choice (the allocating shell, `tr`, or the waiting shell), so
+    only the event is checked here; test_cgroups.py checks that the allocating process dies with 137."""
     out = tmp_path / "out"
     out.mkdir()
     bundle.add_bind(out, "/out")
     bundle.config["linux"]["resources"].update(memory_limit(32 * MIB))
     allocate = 'x=$(head -c 200000000 /dev/zero | tr "\\0" x)'
     cid, _ = started(rt, bundle, "sh", "-c", f"while [ ! -e /out/go ]; do sleep 0.05; done; sh -c '{allocate}'; "
-                     "echo $? >/out/status; sleep 1000")
+                     "sleep 1000")
     proc = subprocess.Popen([rt.path, "--root", str(rt.root), "events", "--interval", "1s", cid],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
@@ -227,8 +230,6 @@ def test_events_reports_oom(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None
         events = _read_events(proc, "oom", timeout=30)
         oom = next(e for e in events if e["type"] == "oom")
         assert oom["id"] == cid
-        wait_until((out / "status").exists, timeout=90, what="the allocating shell's status")
-        assert (out / "status").read_text().strip() == "137"
     finally:
         proc.kill()
         proc.wait()
