@@ -6,8 +6,8 @@ alone costs ~100 ms); `linux.netDevices` needs netlink and imports pyroute2 only
 
 from __future__ import annotations
 
+import _socket
 import fcntl
-import socket
 import struct
 
 _SIOCGIFFLAGS = 0x8913
@@ -17,7 +17,10 @@ _IFF_UP = 0x1
 
 def loopback_up() -> None:
     """Set IFF_UP on `lo` in the current network namespace."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+    try:
         request = struct.pack("16sh", b"lo", 0)
         flags = struct.unpack("16sh", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
         fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | _IFF_UP))
+    finally:
+        sock.close()

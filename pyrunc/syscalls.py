@@ -338,3 +338,38 @@ def join_new_session_keyring() -> None:
     """Give the calling process a new anonymous session keyring (keyctl(2) has no glibc wrapper)."""
     number = _KEYCTL_NUMBERS[os.uname().machine]
     _check(_syscall(number, KEYCTL_JOIN_SESSION_KEYRING, None), "keyctl(JOIN_SESSION_KEYRING)")
+
+
+CLONE_INTO_CGROUP = 0x200000000
+_SIGCHLD = 17  # the same on every Linux architecture pyrunc runs on
+
+
+class _CloneArgs(ctypes.Structure):
+    """struct clone_args (linux/sched.h), the version with `cgroup` (CLONE_ARGS_SIZE_VER2)."""
+
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size", "tls", "set_tid",
+        "set_tid_size", "cgroup")]
+
+
+def fork_into_cgroup(cgroup_fd: int) -> int:
+    """`os.fork()` whose child is born in the cgroup v2 directory open as `cgroup_fd` (clone3 with
+    CLONE_INTO_CGROUP). Returns 0 in the child, its pid in the parent.
+
+    The interpreter's fork bookkeeping is done as `os.fork()` does it (PyOS_BeforeFork, then
+    PyOS_AfterFork_Child or _Parent), and clone3 is called with the GIL held: the child must resume
+    holding it."""
+    api = ctypes.PyDLL(None, use_errno=True)  # a PyDLL keeps the GIL during the call
+    clone3 = api.syscall
+    clone3.restype = ctypes.c_long
+    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=cgroup_fd)
+    api.PyOS_BeforeFork()
+    pid = clone3(ctypes.c_long(syscall_number("clone3")), ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
+    err = ctypes.get_errno() if pid < 0 else 0
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(err, f"clone3(CLONE_INTO_CGROUP): {os.strerror(err)}")
+    return pid

@@ -9,21 +9,22 @@ it to and from the user's terminal (`ConsoleProxy`).
 
 from __future__ import annotations
 
+import _signal
 import errno
 import fcntl
 import os
-import signal
-import socket
 import struct
 import termios
-from collections.abc import Callable
 
+from . import unixsock
 from .errors import PyruncError
 from .rootfs import mount_console
 from .rootfs.paths import Root
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .process.context import InitContext
     from .process.protocol import Channel
 
@@ -104,35 +105,35 @@ def setup_console(chan: Channel, ctx: InitContext) -> None:
     become_console_owner(slave, (process.get("user") or {}).get("uid", 0))
 
 
-def connect_console_socket(path: str) -> socket.socket:
+def connect_console_socket(path: str) -> unixsock.Socket:
     """Connect to `--console-socket` (runc's wording when nobody listens there)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(path)
+        return unixsock.connect(path)
     except OSError as err:
-        sock.close()
         reason = (err.strerror or str(err)).lower()
         raise TerminalError(f"dial unix {path}: connect: {reason}") from None
-    return sock
 
 
-def send_master(sock: socket.socket, master: int) -> None:
+def send_master(sock: unixsock.Socket, master: int) -> None:
     """Send the pty master as containerd's and conmon's receivers expect: one fd, its name as payload."""
     try:
-        socket.send_fds(sock, [MASTER_NAME], [master])
+        unixsock.send_fds(sock, MASTER_NAME, [master])
     except OSError as err:
         raise TerminalError(f"sending the console to the console socket: {err.strerror or err}") from None
 
 
 def send_console_master(path: str, master: int) -> None:
     """Connect to the console socket at `path` and hand it the pty master."""
-    with connect_console_socket(path) as sock:
+    sock = connect_console_socket(path)
+    try:
         send_master(sock, master)
+    finally:
+        sock.close()
 
 
 #: the signals the foreground forwards: all that can be caught, except SIGCHLD (ours) and hardware faults
-_FORWARDED = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGSEGV,
-                                       signal.SIGBUS, signal.SIGILL, signal.SIGFPE}
+_FORWARDED = _signal.valid_signals() - {_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD, _signal.SIGSEGV,
+                                       _signal.SIGBUS, _signal.SIGILL, _signal.SIGFPE}
 
 
 def _is_open(fd: int) -> bool:
@@ -166,9 +167,9 @@ class ConsoleProxy:
         import select
 
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        previous = {sig: signal.signal(sig, lambda *_: None) for sig in (*_FORWARDED, signal.SIGCHLD)}
-        old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, previous)
+        previous = {sig: _signal.signal(sig, lambda *_: None) for sig in (*_FORWARDED, _signal.SIGCHLD)}
+        old_wakeup = _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, previous)
         if self.host_tty >= 0:
             import tty
 
@@ -188,9 +189,9 @@ class ConsoleProxy:
                     continue
                 if wake_r in ready:
                     for sig in os.read(wake_r, 512):
-                        if sig == signal.SIGWINCH:
+                        if sig == _signal.SIGWINCH:
                             self._resize()
-                        elif sig != signal.SIGCHLD:
+                        elif sig != _signal.SIGCHLD:
                             forward(sig)
                 if self.master in ready and not self._copy(self.master, 1):
                     readers.remove(self.master)
@@ -199,9 +200,9 @@ class ConsoleProxy:
         finally:
             if self.saved_mode is not None:
                 termios.tcsetattr(self.host_tty, termios.TCSADRAIN, self.saved_mode)
-            signal.set_wakeup_fd(old_wakeup)
+            _signal.set_wakeup_fd(old_wakeup)
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                _signal.signal(sig, handler)
             os.close(wake_r)
             os.close(wake_w)
 

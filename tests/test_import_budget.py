@@ -1,4 +1,6 @@
-"""The hot command paths never import click, jsonschema, pyroute2 or seccomp (issue 8).
+"""The hot command paths never import click, jsonschema, pyroute2 or seccomp (issue 8), nor the stdlib
+modules that cost milliseconds each for what a runtime needs of them (re and enum, json, socket, signal,
+collections, typing, contextlib...: their C cores `_json`, `_socket`, `_signal` serve instead).
 
 Each path runs the real console script in a subprocess with PYTHONPROFILEIMPORTTIME=1 (the same as
 `python -X importtime`): every module imported by the runtime process, and by its forked children up
@@ -16,6 +18,8 @@ import pytest
 from helpers import REPO, Bundle, new_id, process_gone, runtime_path
 
 FORBIDDEN = {"click", "jsonschema", "pyroute2", "seccomp", "pyseccomp"}
+SLOW_STDLIB = {"re", "enum", "json", "socket", "selectors", "signal", "collections", "typing", "contextlib",
+               "functools", "dataclasses", "subprocess", "threading"}
 PYRUNC = REPO / ".venv" / "bin" / "pyrunc"
 
 pytestmark = pytest.mark.skipif(
@@ -46,6 +50,8 @@ def assert_lean(root: Path, *args: str, ok: bool = True) -> subprocess.Completed
     modules, result = imported_by(root, *args)
     heavy = sorted(modules & FORBIDDEN)
     assert not heavy, f"`pyrunc {' '.join(args)}` imported {heavy}"
+    slow = sorted(modules & SLOW_STDLIB)
+    assert not slow, f"`pyrunc {' '.join(args)}` imported {slow}"
     if ok:
         assert result.returncode == 0, f"`pyrunc {' '.join(args)}` failed: {result.stderr[-800:]}"
     return result

@@ -9,18 +9,32 @@ reset rule (its usual leading deny-all) and before its other rules, so that a de
 
 from __future__ import annotations
 
-from collections import namedtuple
-
 from pyrunc.errors import CgroupError
 
 WILDCARD = -1
 
 
-class Rule(namedtuple("Rule", "allow type major minor access")):
+class Rule(tuple):
     """One device rule: allow, type ("a" all, "c" or "b"), major and minor (WILDCARD for any), access (a
-    non-empty subset of "rwm", in that order)."""
+    non-empty subset of "rwm", in that order). A plain tuple subclass: namedtuple imports `collections`,
+    milliseconds at every create."""
 
     __slots__ = ()
+
+    def __new__(cls, allow: bool, type: str, major: int, minor: int, access: str) -> Rule:
+        return tuple.__new__(cls, (allow, type, major, minor, access))
+
+    allow = property(lambda self: self[0])
+    type = property(lambda self: self[1])
+    major = property(lambda self: self[2])
+    minor = property(lambda self: self[3])
+    access = property(lambda self: self[4])
+
+    def __repr__(self) -> str:
+        return f"Rule{tuple(self)!r}"
+
+    def of_type(self, type_: str) -> Rule:
+        return Rule(self[0], type_, self[2], self[3], self[4])
 
     def is_reset(self) -> bool:
         """A rule on every device with every access: it replaces the default and everything before it."""
@@ -80,7 +94,7 @@ def parse_resource_rules(entries: list, where: str = "linux.resources.devices") 
         rule = Rule(bool(entry.get("allow")), type_, _number(entry.get("major"), f"{at}.major"),
                     _number(entry.get("minor"), f"{at}.minor"), _access(entry.get("access"), at))
         if rule.type == "a" and not rule.is_reset():
-            rules += [rule._replace(type="c"), rule._replace(type="b")]
+            rules += [rule.of_type("c"), rule.of_type("b")]
         else:
             rules.append(rule)
     return rules

@@ -23,6 +23,7 @@ class Manager:
         self.resources: dict = {}
         self.device_rules: list = []
         self.rootless = False
+        self.born_in_v2 = False  # this process was forked into v2_dir() (see fork)
 
     # -- subclass hooks -------------------------------------------------------------------------------
     def dirs(self) -> list[str]:
@@ -74,10 +75,40 @@ class Manager:
         if self.device_rules and not self.rootless:
             self._apply_devices(self.device_rules)
 
+    def v2_dir(self) -> str | None:
+        """The container's directory in a cgroup v2 hierarchy (pure v2, or the hybrid unified mount)."""
+        raise NotImplementedError
+
+    def fork(self) -> int:
+        """`os.fork()`, with the child born in the container's cgroup v2 directory where the kernel can do
+        that (clone3 CLONE_INTO_CGROUP): a later write to cgroup.procs waits for an RCU grace period
+        (5-20 ms). The child's `join(0)` then skips that hierarchy. Falls back to a plain fork, and so to
+        `join`'s error, when the kernel refuses."""
+        directory = self.v2_dir()
+        if directory is None:
+            return os.fork()
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return os.fork()
+        try:
+            from pyrunc.syscalls import fork_into_cgroup
+
+            pid = fork_into_cgroup(fd)
+        except OSError:
+            return os.fork()
+        finally:
+            os.close(fd)
+        if pid == 0:
+            self.born_in_v2 = True
+        return pid
+
     def join(self, pid: int) -> None:
         """Move a process (0: the caller) into the cgroup on every hierarchy."""
+        placed = self.v2_dir() if pid == 0 and self.born_in_v2 else None
         for directory in self.dirs():
-            fs.write(os.path.join(directory, "cgroup.procs"), str(pid))
+            if directory != placed:
+                fs.write(os.path.join(directory, "cgroup.procs"), str(pid))
 
     def update(self, resources: dict) -> None:
         """`runc update`: apply the given resources (only the fields present); devices if given."""

@@ -11,7 +11,6 @@ Placement follows runc's cgroupfs driver:
 from __future__ import annotations
 
 import os
-import re
 
 from pyrunc.errors import CgroupError
 
@@ -28,8 +27,19 @@ def is_pure_v2(root: str = CGROUP_ROOT) -> bool:
     return os.path.exists(os.path.join(root, "cgroup.controllers"))
 
 
-def _unescape(field: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+def unescape_mountinfo(field: str) -> str:
+    """A mountinfo field with the kernel's octal escapes (\\040 for a space, \\134 for a backslash) decoded."""
+    if "\\" not in field:
+        return field
+    first, *rest = field.split("\\")
+    out = [first]
+    for part in rest:
+        octal = part[:3]
+        if len(octal) == 3 and all(c in "01234567" for c in octal):
+            out.append(chr(int(octal, 8)) + part[3:])
+        else:
+            out.append("\\" + part)
+    return "".join(out)
 
 
 class Mount:
@@ -53,7 +63,7 @@ def parse_mountinfo(text: str) -> tuple[dict[str, Mount], Mount | None]:
         fstype = fields[sep + 1]
         if fstype not in ("cgroup", "cgroup2"):
             continue
-        mount = Mount(_unescape(fields[4]), _unescape(fields[3]))
+        mount = Mount(unescape_mountinfo(fields[4]), unescape_mountinfo(fields[3]))
         if fstype == "cgroup2":
             v2 = v2 or mount
             continue

@@ -8,18 +8,29 @@ Zero means "not set" for the numeric fields where runc treats it so; -1 means un
 from __future__ import annotations
 
 import os
-from collections import namedtuple
 
 from pyrunc.errors import CgroupError
 
 UNLIMITED = -1
 
 
-class Write(namedtuple("Write", "controller file value fallback", defaults=(None,))):
+class Write(tuple):
     """A value to write: controller (v1 hierarchy such as "memory", or "unified"; on v2 the file's
-    controller prefix), file, value, and a (file, value) fallback for when `file` does not exist."""
+    controller prefix), file, value, and a (file, value) fallback for when `file` does not exist.
+    A plain tuple subclass: namedtuple imports `collections`, milliseconds at every create."""
 
     __slots__ = ()
+
+    def __new__(cls, controller: str, file: str, value: str, fallback: tuple[str, str] | None = None) -> Write:
+        return tuple.__new__(cls, (controller, file, value, fallback))
+
+    controller = property(lambda self: self[0])
+    file = property(lambda self: self[1])
+    value = property(lambda self: self[2])
+    fallback = property(lambda self: self[3])
+
+    def __repr__(self) -> str:
+        return f"Write{tuple(self)!r}"
 
     def target(self, directory: str) -> tuple[str, str]:
         """The path to write in the cgroup `directory` and the value: the fallback's if `file` is missing."""
@@ -236,7 +247,7 @@ def plan_v1(resources: dict, current_memory_limit: int | None = None) -> list[Wr
         writes.append(Write("net_prio", "net_prio.ifpriomap", f"{entry['name']} {entry['priority']}"))
 
     writes += _rdma(r.get("rdma"), "linux.resources.rdma")
-    writes += [w._replace(controller="unified") for w in _unified(r.get("unified"))]
+    writes += [Write("unified", w.file, w.value, w.fallback) for w in _unified(r.get("unified"))]
     return writes
 
 

@@ -46,6 +46,24 @@ class V1Manager(Manager):
                 for new in made:
                     _inherit_cpuset(new)
 
+    def join(self, pid: int) -> None:
+        """Move a process (0: the caller, which must be single-threaded) into the cgroup on every hierarchy.
+
+        The caller moves itself through each v1 hierarchy's `tasks` file: migrating the current thread
+        alone skips the kernel's global threadgroup lock, whose write side waits for an RCU grace period
+        (5-20 ms on this kind of host) on every `cgroup.procs` write. A single-threaded caller is the
+        whole process, so the result is the same."""
+        if pid:
+            super().join(pid)
+            return
+        for directory in dict.fromkeys(self.paths.values()):
+            fs.write(os.path.join(directory, "tasks"), "0")
+        if self.unified and not self.born_in_v2:
+            fs.write(os.path.join(self.unified, "cgroup.procs"), "0")
+
+    def v2_dir(self) -> str | None:
+        return self.unified
+
     def _disable(self) -> None:
         self.paths, self.unified = {}, None
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import _signal
 import os
 import select
-import signal
 import time
 
 from pyrunc.cgroups import fs
@@ -29,6 +29,9 @@ class V2Manager(Manager):
         return [self.path] if self.path else []
 
     def main_dir(self) -> str | None:
+        return self.path or None
+
+    def v2_dir(self) -> str | None:
         return self.path or None
 
     def _disable(self) -> None:
@@ -118,7 +121,7 @@ class V2Manager(Manager):
 
     def signal_all(self, sig: int) -> None:
         """SIGKILL goes through cgroup.kill where the kernel has it (5.14+): atomic, no freezing needed."""
-        if sig == signal.SIGKILL and os.path.exists(self._file("cgroup.kill")):
+        if sig == _signal.SIGKILL and os.path.exists(self._file("cgroup.kill")):
             fs.write(self._file("cgroup.kill"), "1")
             return
         super().signal_all(sig)

@@ -9,15 +9,16 @@ Semantic checks that JSON Schema cannot express live in `validate.py`.
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import os
-import re
-from functools import cache
 
-from pyrunc.config import validate
+from pyrunc import fastjson
+from pyrunc.config import pattern, validate
 from pyrunc.errors import ConfigError
+
+TYPE_CHECKING = False  # io only annotates
+if TYPE_CHECKING:
+    import io
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema.json")
 #: Names of the schema's definitions used for the documents other than config.json.
@@ -25,11 +26,15 @@ PROCESS_DEF = "Process"
 RESOURCES_DEF = "LinuxResources"
 
 
-@cache
+_schema: dict = {}
+
+
 def schema() -> dict:
     """The project's schema, parsed once per process."""
-    with open(SCHEMA_PATH, encoding="utf-8") as f:
-        return json.load(f)
+    if not _schema:
+        with open(SCHEMA_PATH, encoding="utf-8") as f:
+            _schema.update(fastjson.loads(f.read()))
+    return _schema
 
 
 def load_bundle_config(bundle: str) -> dict:
@@ -89,6 +94,8 @@ def format_path(path: tuple) -> str:
 
 def show(value: object, limit: int = 80) -> str:
     """A value as JSON for an error message, shortened to about `limit` characters."""
+    import json  # error messages only: json.dumps spaces its separators as jsonschema's users expect
+
     text = json.dumps(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -104,6 +111,12 @@ def _read(path: str) -> str:
 
 
 def _parse(text: str, what: str) -> object:
+    try:
+        return fastjson.loads(text)
+    except ValueError:
+        pass
+    import json  # only to word the error: json's message has the line and column
+
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
@@ -127,11 +140,6 @@ _TYPE_CHECKS = {
 ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "title", "description"})
 EVALUATED = frozenset({"$ref", "type", "properties", "required", "additionalProperties", "items", "enum",
                        "pattern", "minimum", "maximum", "minItems"})
-
-
-@cache
-def _regex(pattern: str) -> re.Pattern:
-    return re.compile(pattern)
 
 
 def _first_problem(value: object, node: dict, defs: dict, path: tuple) -> tuple[tuple, str] | None:
@@ -159,7 +167,7 @@ def _first_problem(value: object, node: dict, defs: dict, path: tuple) -> tuple[
                     return problem
         return None
     if isinstance(value, str):
-        if "pattern" in node and not _regex(node["pattern"]).search(value):
+        if "pattern" in node and not pattern.search(node["pattern"], value):
             return path, f"{show(value)} does not match {show(node['pattern'])}"
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -5,11 +5,10 @@ Messages follow the schema errors' style: `config.json: <json path>: <problem>`.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 
 from pyrunc.errors import ConfigError
+from pyrunc.fastjson import quote
 from pyrunc.security.capabilities import NAMES as capability_names
 from pyrunc.security.rlimits import NAMES as rlimit_numbers
 
@@ -53,16 +52,16 @@ def check_rootfs(config: dict, bundle: str) -> None:
     """root.path (relative to the bundle) must name an existing directory."""
     rootfs = os.path.join(bundle, config["root"]["path"])
     if not os.path.isdir(rootfs):
-        raise problem("config.json", "root.path", f"{json.dumps(rootfs)}: no such directory")
+        raise problem("config.json", "root.path", f"{quote(rootfs)}: no such directory")
 
 
 def check_oci_version(version: str, what: str) -> None:
     """MAJOR.MINOR.PATCH[-pre][+build] with major 1 (parsed by hand: a regex costs 0.2 ms to compile)."""
     numbers = version.partition("+")[0].partition("-")[0].split(".")
     if len(numbers) != 3 or not all(_is_semver_number(n) for n in numbers):
-        raise problem(what, "ociVersion", f"{json.dumps(version)} is not a SemVer version")
+        raise problem(what, "ociVersion", f"{quote(version)} is not a SemVer version")
     if int(numbers[0]) != SUPPORTED_MAJOR:
-        raise problem(what, "ociVersion", f"{json.dumps(version)} is not supported (pyrunc reads {SUPPORTED_MAJOR}.x)")
+        raise problem(what, "ociVersion", f"{quote(version)} is not supported (pyrunc reads {SUPPORTED_MAJOR}.x)")
 
 
 def _is_semver_number(text: str) -> bool:
@@ -71,7 +70,7 @@ def _is_semver_number(text: str) -> bool:
 
 def require_absolute(path: str, what: str, where: str) -> None:
     if not path.startswith("/"):
-        raise problem(what, where, f"{json.dumps(path)} is not an absolute path")
+        raise problem(what, where, f"{quote(path)} is not an absolute path")
 
 
 def check_process(process: dict, what: str, prefix: str) -> None:
@@ -80,15 +79,17 @@ def check_process(process: dict, what: str, prefix: str) -> None:
     for kind in CAPABILITY_SETS:
         for i, name in enumerate(process.get("capabilities", {}).get(kind, ())):
             if name not in _KNOWN_CAPABILITIES:
+                import re  # only for this error's wording
+
                 shape = "unknown capability" if re.fullmatch(_CAPABILITY_SHAPE, name) else "not a capability name"
-                raise problem(what, f"{prefix}capabilities.{kind}[{i}]", f"{json.dumps(name)}: {shape}")
+                raise problem(what, f"{prefix}capabilities.{kind}[{i}]", f"{quote(name)}: {shape}")
     seen: set[str] = set()
     for i, rlimit in enumerate(process.get("rlimits", ())):
         kind = rlimit["type"]
         if kind not in RLIMITS:
-            raise problem(what, f"{prefix}rlimits[{i}].type", f"{json.dumps(kind)}: unknown rlimit")
+            raise problem(what, f"{prefix}rlimits[{i}].type", f"{quote(kind)}: unknown rlimit")
         if kind in seen:
-            raise problem(what, f"{prefix}rlimits[{i}].type", f"{json.dumps(kind)} is duplicated")
+            raise problem(what, f"{prefix}rlimits[{i}].type", f"{quote(kind)} is duplicated")
         seen.add(kind)
 
 
@@ -100,7 +101,7 @@ def check_namespaces(config: dict, what: str) -> None:
     for i, namespace in enumerate(linux.get("namespaces", ())):
         kind = namespace["type"]
         if kind in new or kind in joined:
-            raise problem(what, f"linux.namespaces[{i}].type", f"{json.dumps(kind)} is duplicated")
+            raise problem(what, f"linux.namespaces[{i}].type", f"{quote(kind)} is duplicated")
         if "path" in namespace:
             require_absolute(namespace["path"], what, f"linux.namespaces[{i}].path")
             joined.add(kind)

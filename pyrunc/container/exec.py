@@ -8,11 +8,11 @@ so a recycled pid cannot send the new process into another container.
 
 from __future__ import annotations
 
+import _signal
 import gc
 import os
-import signal
-import socket
 
+from .. import unixsock
 from ..errors import ConfigError, InitError, InvalidState, UsageError
 from ..namespaces import PROC_NAMES
 from ..state import CREATED, PAUSED, STOPPED, Container
@@ -209,14 +209,14 @@ def _prepare(container: Container, process: dict, opts: ExecOptions) -> ExecCont
                        capabilities=capabilities, seccomp=seccomp, rlimits=limits, preserve_fds=opts.preserve_fds)
 
 
-def _launch(container: Container, ctx: ExecContext, console_sock: socket.socket | None) -> tuple[int, int]:
+def _launch(container: Container, ctx: ExecContext, console_sock: unixsock.Socket | None) -> tuple[int, int]:
     """Fork stage-1 and follow the protocol until the process has exec'd: (host pid, pty master or -1)."""
     from ..process.exec_init import exec_stage1
     from ..process.protocol import Channel, Msg
 
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent_sock, child_sock = unixsock.seqpacket_pair()
     gc.freeze()
-    stage1 = os.fork()
+    stage1 = ctx.cgroup.fork() if ctx.cgroup is not None else os.fork()
     if stage1 == 0:
         parent_sock.close()
         exec_stage1(Channel(child_sock), ctx)
@@ -232,11 +232,11 @@ def _launch(container: Container, ctx: ExecContext, console_sock: socket.socket 
                 if ready and pid:
                     return pid, master
                 raise InitError("the exec'd process exited before it was ready")
-            if msg is Msg.INIT_PID:
+            if msg == Msg.INIT_PID:
                 pid = payload["pid"]
                 os.waitpid(stage1, 0)
                 stage1_reaped = True
-            elif msg is Msg.CONSOLE:
+            elif msg == Msg.CONSOLE:
                 master = fds[0]
                 if console_sock is not None:
                     from ..terminal import send_master
@@ -244,10 +244,10 @@ def _launch(container: Container, ctx: ExecContext, console_sock: socket.socket 
                     send_master(console_sock, master)
                     os.close(master)
                     master = -1
-            elif msg is Msg.SECCOMP_LISTENER:
+            elif msg == Msg.SECCOMP_LISTENER:
                 _send_seccomp_listener(container, fds)
                 chan.send(Msg.SECCOMP_DONE)
-            elif msg is Msg.READY:
+            elif msg == Msg.READY:
                 ready = True
     except BaseException:
         if master >= 0:
@@ -276,7 +276,7 @@ def _kill(pid: int) -> None:
     if not pid:
         return
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, _signal.SIGKILL)
     except ProcessLookupError:
         return
     try:

@@ -6,11 +6,11 @@ With a terminal and no console socket, the user's terminal is proxied to the pro
 
 from __future__ import annotations
 
+import _signal
 import os
-import signal
 
 #: Every signal a process may catch: the ones `run` forwards (SIGCHLD is for us).
-_FORWARDED = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}
+_FORWARDED = _signal.valid_signals() - {_signal.SIGKILL, _signal.SIGSTOP}
 
 
 def become_subreaper() -> None:
@@ -50,14 +50,14 @@ def wait_forwarding_signals(init_pid: int, console_master: int = -1) -> int:
         from ..terminal import ConsoleProxy
 
         return ConsoleProxy(console_master).run(lambda: reap(init_pid), lambda sig: forward(init_pid, sig))
-    signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, _FORWARDED)
     try:
         while True:
             code = reap(init_pid)
             if code is not None:
                 return code
-            info = signal.sigwaitinfo(_FORWARDED)
-            if info.si_signo != signal.SIGCHLD:
+            info = _signal.sigwaitinfo(_FORWARDED)
+            if info.si_signo != _signal.SIGCHLD:
                 forward(init_pid, info.si_signo)
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, _FORWARDED)

@@ -14,8 +14,8 @@ processes cannot ptrace them or open /proc/<pid>/fd of them), every descriptor o
 
 from __future__ import annotations
 
+import _signal
 import os
-import signal
 
 # Everything the process needs is imported here, before the fork: after the chroot into the container,
 # the host's Python packages are out of reach.
@@ -58,7 +58,7 @@ def exec_stage1(chan: Channel, ctx: ExecContext) -> NoReturn:
 
         gc.disable()
         syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)
-        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, _signal.SIGKILL)
         if ctx.cgroup is not None:
             ctx.cgroup.join(0)
         if ctx.rlimits:

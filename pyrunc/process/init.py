@@ -14,8 +14,8 @@ Nothing here returns: the process execs or exits, reporting failures over the sy
 
 from __future__ import annotations
 
+import _signal
 import os
-import signal
 
 # Everything the init uses is imported here, by the parent before it forks: after pivot_root the
 # package's files are out of reach, and pages loaded in the child would be charged to the container.
@@ -49,7 +49,7 @@ def stage1_main(chan: Channel, ctx: InitContext) -> NoReturn:
         import gc
 
         gc.disable()
-        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, _signal.SIGKILL)
         if ctx.cgroup is not None:
             ctx.cgroup.join(0)
         ns = ctx.namespaces
@@ -238,9 +238,9 @@ def execve_clean(executable: str, args: list[str], env: list[str]) -> NoReturn:
 
     Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: restore the defaults.
     """
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT):
+        _signal.signal(sig, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
     os.execve(executable, args, dict(e.split("=", 1) for e in env if "=" in e))
 
 

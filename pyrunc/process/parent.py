@@ -5,17 +5,20 @@ See `protocol.py` for the message sequence.
 
 from __future__ import annotations
 
+import _signal
 import gc
 import os
 import select
-import signal
-import socket
-from collections.abc import Callable
 
+from .. import unixsock
 from ..errors import InitError
 from .context import InitContext
 from .init import stage1_main
 from .protocol import Channel, Msg
+
+TYPE_CHECKING = False  # collections.abc costs milliseconds at start-up; Callable only annotates
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def _only_own_id(mappings: list[dict], own_id: int) -> bool:
@@ -53,7 +56,7 @@ def write_id_maps(pid: int, linux: dict) -> None:
 
 def _kill_and_reap(pid: int, reap: bool) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, _signal.SIGKILL)
     except ProcessLookupError:
         return
     if reap:
@@ -114,11 +117,11 @@ def start_init(ctx: InitContext, run_parent_hooks: Callable[[], None],
 
     On any failure the init (and stage-1) are killed before the exception propagates.
     """
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent_sock, child_sock = unixsock.seqpacket_pair()
     # Objects moved to the permanent generation are never touched by the collector, so the
     # child does not copy (and charge to the container's memory cgroup) the pages they live on.
     gc.freeze()
-    stage1 = os.fork()
+    stage1 = ctx.cgroup.fork() if ctx.cgroup is not None else os.fork()
     if stage1 == 0:
         parent_sock.close()
         stage1_main(Channel(child_sock), ctx)
@@ -131,25 +134,25 @@ def start_init(ctx: InitContext, run_parent_hooks: Callable[[], None],
             if not ctx.init_pid:
                 _wait_for_message_from(chan, stage1_fd)
             msg, payload, fds = chan.receive()
-            if msg is Msg.USERNS_READY:
+            if msg == Msg.USERNS_READY:
                 write_id_maps(stage1, ctx.config.get("linux") or {})
                 chan.send(Msg.MAPPED)
-            elif msg is Msg.INIT_PID:
+            elif msg == Msg.INIT_PID:
                 ctx.init_pid = payload["pid"]
                 if ctx.init_pid != stage1:
                     os.waitpid(stage1, 0)
                     stage1_reaped = True
                 _set_init_attributes(ctx)
                 chan.send(Msg.CONTINUE, pid=ctx.init_pid)
-            elif msg is Msg.CONSOLE:
+            elif msg == Msg.CONSOLE:
                 _hand_over(fds, send_console)
-            elif msg is Msg.SECCOMP_LISTENER:
+            elif msg == Msg.SECCOMP_LISTENER:
                 _hand_over(fds, lambda fd: _send_seccomp_listener(ctx, fd))
                 chan.send(Msg.SECCOMP_DONE)
-            elif msg is Msg.RUN_HOOKS:
+            elif msg == Msg.RUN_HOOKS:
                 run_parent_hooks()
                 chan.send(Msg.HOOKS_DONE)
-            elif msg is Msg.READY:
+            elif msg == Msg.READY:
                 return ctx.init_pid
     except BaseException:
         if ctx.init_pid and ctx.init_pid != stage1:

@@ -46,15 +46,15 @@ parent is done at the end of the channel, once it has seen both INIT_PID and REA
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-from enum import StrEnum
 
+from .. import fastjson, unixsock
 from ..errors import InitError
 
 
-class Msg(StrEnum):
+class Msg:
+    """The message types (the `type` of each datagram). Plain strings: an enum costs milliseconds to import."""
+
     USERNS_READY = "userns_ready"
     MAPPED = "mapped"
     INIT_PID = "init_pid"
@@ -74,16 +74,16 @@ _MAX_MESSAGE = 1 << 16
 class Channel:
     """One end of the sync socket."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: unixsock.Socket) -> None:
         self.sock = sock
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, msg: Msg, fds: list[int] | None = None, **payload: object) -> None:
-        data = json.dumps({"type": msg.value, **payload}).encode()
+    def send(self, msg: str, fds: list[int] | None = None, **payload: object) -> None:
+        data = fastjson.dumps({"type": msg, **payload}).encode()
         if fds:
-            socket.send_fds(self.sock, [data], fds)
+            unixsock.send_fds(self.sock, data, fds)
         else:
             self.sock.send(data)
 
@@ -94,27 +94,27 @@ class Channel:
         except OSError:
             os.write(2, f"{message}\n".encode())
 
-    def receive(self) -> tuple[Msg, dict, list[int]]:
+    def receive(self) -> tuple[str, dict, list[int]]:
         """The next message; an ERROR from the peer is raised as InitError, EOF as InitError too."""
         msg, payload, fds = self.receive_or_eof()
         if msg is None:
             raise InitError("container init exited before it was ready")
         return msg, payload, fds
 
-    def expect(self, wanted: Msg) -> dict:
+    def expect(self, wanted: str) -> dict:
         msg, payload, _fds = self.receive()
-        if msg is not wanted:
-            raise InitError(f"sync protocol: expected {wanted.value}, got {msg.value}")
+        if msg != wanted:
+            raise InitError(f"sync protocol: expected {wanted}, got {msg}")
         return payload
 
-    def receive_or_eof(self) -> tuple[Msg | None, dict, list[int]]:
+    def receive_or_eof(self) -> tuple[str | None, dict, list[int]]:
         """Like receive(), but the end of the channel is (None, {}, []) rather than an error."""
-        data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX_MESSAGE, 4)
+        data, fds = unixsock.recv_fds(self.sock, _MAX_MESSAGE, 4)
         if not data:
             return None, {}, fds
-        payload = json.loads(data)
-        msg = Msg(payload.pop("type"))
-        if msg is Msg.ERROR:
+        payload = fastjson.loads(data)
+        msg = payload.pop("type")
+        if msg == Msg.ERROR:
             raise InitError(payload["message"])
         return msg, payload, fds
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from .. import syscalls as s
+from ..cgroups.paths import unescape_mountinfo
 from . import detached
 from .options import MountOptions
 from .paths import Root, fd_path
@@ -66,16 +67,12 @@ def hierarchies(known: set[str], outside: str) -> list[Hierarchy]:
                 continue
             super_options = fields[dash + 3]
             controllers = frozenset(set(super_options.split(",")) & known) if fstype == "cgroup" else frozenset()
-            mountpoint = _unescape(fields[4])
+            mountpoint = unescape_mountinfo(fields[4])
             if mountpoint == outside or mountpoint.startswith(outside.rstrip("/") + "/"):
                 continue
             found.setdefault((fstype, controllers),
-                             Hierarchy(mountpoint, _unescape(fields[3]), fstype, controllers, super_options))
+                             Hierarchy(mountpoint, unescape_mountinfo(fields[3]), fstype, controllers, super_options))
     return list(found.values())
-
-
-def _unescape(field: str) -> str:
-    return field.encode().decode("unicode_escape") if "\\" in field else field
 
 
 def _host_dir(hierarchy: Hierarchy, own_path: str) -> str:

@@ -8,14 +8,17 @@ may be in a pid namespace of its own while /proc is still the host's, so fork()'
 
 from __future__ import annotations
 
+import _signal
 import os
-import signal
-from collections.abc import Sequence
 
 from .. import syscalls as s
 from ..errors import RootfsError
 from . import detached
 from .options import MountOptions
+
+TYPE_CHECKING = False  # collections.abc costs milliseconds at start-up; Sequence only annotates
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def wanted(mount: dict, options: MountOptions) -> bool:
@@ -74,5 +77,5 @@ def user_namespace(uid_map: list[dict], gid_map: list[dict]) -> int:
     finally:
         os.close(ready_r)
         os.close(hold_w)
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, _signal.SIGKILL)
         os.waitpid(pid, 0)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
 
 from .. import syscalls as s
 from ..errors import RootfsError
 from . import detached
 from .paths import Root
+
+TYPE_CHECKING = False  # collections.abc costs milliseconds at start-up; Callable only annotates
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _NULL = os.makedev(1, 3)
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from .. import syscalls as s
 from ..errors import RootfsError
@@ -67,22 +65,28 @@ def mount_all(root: Root, config: dict, ctx: MountContext, prepared: dict[int, i
     which are consumed (closed) like the rest."""
     try:
         for index, mount in enumerate(config.get("mounts") or ()):
-            with _naming(index, mount):
+            with _MountErrors(index, mount):
                 mount_entry(root, mount, ctx, prepared.pop(index, None))
     finally:
         for fd in prepared.values():
             os.close(fd)
 
 
-@contextmanager
-def _naming(index: int, mount: dict) -> Iterator[None]:
+class _MountErrors:
     """Turn any failure into one RootfsError line naming mounts[index] and its destination."""
-    try:
-        yield
-    except OSError as err:
-        raise RootfsError(f"mounts[{index}] ({mount.get('destination')}): {_describe(err, mount)}") from None
-    except RootfsError as err:
-        raise RootfsError(f"mounts[{index}] ({mount.get('destination')}): {err}") from None
+
+    def __init__(self, index: int, mount: dict) -> None:
+        self.where = f"mounts[{index}] ({mount.get('destination')})"
+        self.mount = mount
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, err: BaseException | None, _tb: object) -> None:
+        if isinstance(err, OSError):
+            raise RootfsError(f"{self.where}: {_describe(err, self.mount)}") from None
+        if isinstance(err, RootfsError):
+            raise RootfsError(f"{self.where}: {err}") from None
 
 
 def _describe(err: OSError, mount: dict) -> str:
@@ -227,7 +231,7 @@ def open_idmapped_mounts(config: dict, bundle: str) -> dict[int, int]:
         for index, mount in enumerate(config.get("mounts") or ()):
             options = parse(mount.get("options"), mount.get("type"))
             if options.is_bind and idmap.wanted(mount, options):
-                with _naming(index, mount):
+                with _MountErrors(index, mount):
                     prepared[index] = bind_tree(mount, options, bind_source(mount, bundle), ctx)
     except BaseException:
         for fd in prepared.values():

@@ -13,9 +13,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import cached_property
 
 from .. import syscalls
 
@@ -32,17 +29,35 @@ def split(path: str) -> list[str]:
     return [part for part in path.split("/") if part and part != "."]
 
 
+class OpenedFd:
+    """A descriptor as a context manager (contextlib costs milliseconds at start-up)."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __enter__(self) -> int:
+        return self.fd
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
 class Root:
     """An O_PATH descriptor of a root directory and safe operations below it."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._real_path = ""
 
-    @cached_property
+    @property
     def real_path(self) -> str:
         """The root as the kernel names it (descriptors inside it read back with this prefix)."""
-        return os.readlink(fd_path(self.fd))
+        if not self._real_path:
+            self._real_path = os.readlink(fd_path(self.fd))
+        return self._real_path
 
     def close(self) -> None:
         os.close(self.fd)
@@ -57,13 +72,9 @@ class Root:
         """openat2 of `path` inside the root; raises FileNotFoundError etc. like os.open."""
         return syscalls.openat2(self.fd, "/".join(split(path)) or ".", flags, resolve=RESOLVE)
 
-    @contextmanager
-    def opened(self, path: str, flags: int = os.O_PATH) -> Iterator[int]:
-        fd = self.open(path, flags)
-        try:
-            yield fd
-        finally:
-            os.close(fd)
+    def opened(self, path: str, flags: int = os.O_PATH) -> OpenedFd:
+        """`with root.opened(path) as fd:` the descriptor is closed at the end of the block."""
+        return OpenedFd(self.open(path, flags))
 
     def make_dirs(self, path: str, mode: int = 0o755, _hops: int = 0) -> int:
         """Open directory `path`, creating each missing component; returns an O_PATH descriptor.

@@ -5,8 +5,6 @@ Capability numbers follow linux/capability.h: a name's position in `NAMES` is it
 
 from __future__ import annotations
 
-import contextlib
-
 from pyrunc import syscalls
 from pyrunc.errors import SecurityError
 from pyrunc.security import os_reason
@@ -95,5 +93,7 @@ def apply_sets(caps: CapSets) -> None:
         raise SecurityError(f"unable to apply capabilities: {os_reason(e)}{detail}") from None
     for number in range(len(NAMES)):
         if caps.ambient >> number & 1:
-            with contextlib.suppress(OSError):
+            try:
                 syscalls.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_RAISE, number)
+            except OSError:
+                pass

@@ -12,11 +12,9 @@ becomes one rule per condition (libseccomp allows one comparison per argument in
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 
-from pyrunc import SPEC_VERSION, syscalls
+from pyrunc import SPEC_VERSION, fastjson, syscalls, unixsock
 from pyrunc.errors import SecurityError
 from pyrunc.security import os_reason
 
@@ -199,7 +197,7 @@ def load(filt: Filter) -> int | None:
 
 def process_state(state: dict, metadata: str) -> bytes:
     """The spec's containerProcessState document sent with the listener fd."""
-    return json.dumps({
+    return fastjson.dumps({
         "ociVersion": SPEC_VERSION,
         "fds": ["seccompFd"],
         "pid": state.get("pid", 0),
@@ -214,8 +212,10 @@ def send_listener(listener_path: str, listener_fd: int, state: dict, metadata: s
     `listenerPath` is a host path: call this from the runtime (parent) side, not from the pivoted init.
     """
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.connect(listener_path)
-            socket.send_fds(sock, [process_state(state, metadata)], [listener_fd])
+        sock = unixsock.connect(listener_path)
+        try:
+            unixsock.send_fds(sock, process_state(state, metadata), [listener_fd])
+        finally:
+            sock.close()
     except OSError as e:
         raise SecurityError(f"cannot send the seccomp listener fd to {listener_path}: {os_reason(e)}") from None
