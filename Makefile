@@ -36,6 +36,8 @@ venv: $(VENV)/.stamp
 $(VENV)/.stamp: pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	# pip drops the interpreter options of a script's #! line: give the launcher back its -S (bin/pyrunc)
+	sed -i '1s|^\(#!.*python[0-9.]*\)$$|\1 -S|' $(VENV)/bin/pyrunc
 	touch $@
 
 # Bytecode for pyrunc itself: the environment may set PYTHONDONTWRITEBYTECODE, and a runtime started

@@ -18,8 +18,7 @@ import termios
 
 from . import unixsock
 from .errors import PyruncError
-from .rootfs import mount_console
-from .rootfs.paths import Root
+from .inroot import Root
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -93,6 +92,7 @@ def become_console_owner(slave: int, uid: int) -> None:
 def setup_console(chan: Channel, ctx: InitContext) -> None:
     """In the init, after the rootfs mounts and before pivot_root: pty, /dev/console, master to the parent."""
     from .process.protocol import Msg
+    from .rootfs import mount_console  # imported by the parent already (process/init.py): no file access
 
     process = ctx.config["process"]
     master, slave = open_pty(ctx.rootfs)

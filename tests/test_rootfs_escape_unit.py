@@ -11,7 +11,7 @@ import test_rootfs_sandbox as sb
 from test_rootfs_sandbox import mountinfo, sandbox
 
 from pyrunc.errors import RootfsError
-from pyrunc.rootfs.paths import Root
+from pyrunc.inroot import Root
 
 config = sb.config
 rootfs = sb.rootfs

@@ -12,7 +12,7 @@ import _signal
 import gc
 import os
 
-from .. import unixsock
+from .. import fastjson, unixsock
 from ..errors import ConfigError, InitError, InvalidState, UsageError
 from ..namespaces import PROC_NAMES
 from ..state import CREATED, PAUSED, STOPPED, Container
@@ -46,9 +46,7 @@ def _parse_id(text: str, what: str) -> int:
 
 def process_from_flags(config: dict, o: dict) -> dict:
     """The container's process with runc's exec flags applied (runc's `getProcess` without --process)."""
-    import copy
-
-    process = copy.deepcopy(config["process"])
+    process = fastjson.loads(fastjson.dumps(config["process"]))  # a deep copy (`copy` costs a millisecond)
     process["args"] = list(o.get("command") or ())
     if not process["args"]:
         raise UsageError("process args cannot be empty")

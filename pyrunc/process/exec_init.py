@@ -24,7 +24,7 @@ from ..errors import InitError
 from ..namespaces import CLONE_FLAGS
 from ..security import identity, lsm, process_attrs, seccomp
 from ..security.rlimits import apply_rlimits
-from .init import close_fds_from, describe, execve_clean, find_executable, load_seccomp, with_home
+from .execve import close_fds_from, describe, execve_clean, find_executable, load_seccomp, with_home
 from .protocol import Channel, Msg
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; NoReturn only annotates

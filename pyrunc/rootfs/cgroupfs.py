@@ -13,9 +13,9 @@ import os
 
 from .. import syscalls as s
 from ..cgroups.paths import unescape_mountinfo
+from ..inroot import Root, fd_path
 from . import detached
 from .options import MountOptions
-from .paths import Root, fd_path
 
 TYPE_CHECKING = False  # importing typing costs milliseconds; the name serves annotations only
 if TYPE_CHECKING:

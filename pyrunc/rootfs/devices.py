@@ -11,8 +11,8 @@ import os
 import stat
 
 from ..errors import RootfsError
+from ..inroot import Root
 from . import detached
-from .paths import Root
 
 #: the devices every container gets (runc's list), unless linux.devices names the same path
 DEFAULT_DEVICES = (

@@ -12,8 +12,8 @@ import stat
 
 from .. import syscalls as s
 from ..errors import RootfsError
+from ..inroot import Root
 from . import detached
-from .paths import Root
 
 TYPE_CHECKING = False  # collections.abc costs milliseconds at start-up; Callable only annotates
 if TYPE_CHECKING:

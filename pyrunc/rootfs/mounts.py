@@ -14,9 +14,9 @@ import stat
 
 from .. import syscalls as s
 from ..errors import RootfsError
+from ..inroot import Root, fd_path
 from . import cgroupfs, detached, idmap
 from .options import MountOptions, parse
-from .paths import Root, fd_path
 
 
 class MountContext:

@@ -6,9 +6,9 @@ import os
 
 from .. import syscalls as s
 from ..errors import RootfsError
+from ..inroot import Root
 from . import detached, devices, masked, mounts, pivot, propagation
 from .options import parse
-from .paths import Root
 
 
 def prepare_rootfs(config: dict, bundle: str, rootfs_path: str, *, in_userns: bool,

@@ -14,7 +14,7 @@ import errno
 import os
 import stat
 
-from .. import syscalls
+from . import syscalls
 
 RESOLVE = syscalls.RESOLVE_IN_ROOT | syscalls.RESOLVE_NO_MAGICLINKS
 _MAX_SYMLINK_HOPS = 40  # the kernel's own limit (ELOOP)
