@@ -43,8 +43,7 @@ class V1Manager(Manager):
             made = fs.mkdirs(directory)
             self.created += made
             if directory == cpuset:
-                for new in made:
-                    _inherit_cpuset(new)
+                _inherit_cpuset(directory)
 
     def join(self, pid: int) -> None:
         """Move a process (0: the caller, which must be single-threaded) into the cgroup on every hierarchy.
@@ -157,10 +156,17 @@ class V1Manager(Manager):
 
 
 def _inherit_cpuset(directory: str) -> None:
-    """A new v1 cpuset cgroup starts with no CPUs and no memory nodes: copy its parent's."""
-    parent = os.path.dirname(directory)
+    """A new v1 cpuset cgroup starts with no CPUs and no memory nodes: give it its parent's, filling the
+    ancestors first. An ancestor may be empty too: another create (concurrent) may have just made it."""
     for file in ("cpuset.cpus", "cpuset.mems"):
         path = os.path.join(directory, file)
-        if not fs.read(path):
-            fs.write(path, fs.read(os.path.join(parent, file)))
+        if fs.read(path):
+            continue
+        parent = os.path.join(os.path.dirname(directory), file)
+        inherited = fs.read_optional(parent)
+        if inherited == "":
+            _inherit_cpuset(os.path.dirname(directory))
+            inherited = fs.read(parent)
+        if inherited:
+            fs.write(path, inherited)
 
