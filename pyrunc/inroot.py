@@ -81,11 +81,23 @@ class Root:
 
         A component that is a dangling symlink gets its target created (inside the root), as the
         kernel would resolve it."""
+        try:
+            return self.open(path, os.O_PATH | os.O_DIRECTORY)
+        except FileNotFoundError:
+            pass
         parts = split(path)
-        for index, name in enumerate(parts):
-            if not self._is_dir("/".join(parts[: index + 1])):
-                self._create_in("/".join(parts[:index]), name, mode, _hops, directory=True)
-        return self.open("/".join(parts), os.O_PATH | os.O_DIRECTORY)
+        existing = len(parts) - 1  # the deepest directory that exists: usually the parent
+        parent = self._open_dir_or_none(parts[:existing])
+        while parent is None:
+            existing -= 1
+            parent = self._open_dir_or_none(parts[:existing])
+        for index in range(existing, len(parts)):
+            try:
+                self._create_in(parent, "/".join(parts[:index]), parts[index], mode, _hops, directory=True)
+            finally:
+                os.close(parent)
+            parent = self.open("/".join(parts[: index + 1]), os.O_PATH | os.O_DIRECTORY)
+        return parent
 
     def make_file(self, path: str, mode: int = 0o644, _hops: int = 0) -> int:
         """Open `path`, creating it as an empty regular file when missing; returns an O_PATH descriptor."""
@@ -96,35 +108,33 @@ class Root:
         parts = split(path)
         if not parts:
             raise IsADirectoryError(errno.EISDIR, "the root itself", path)
-        os.close(self.make_dirs("/".join(parts[:-1]), _hops=_hops))
-        self._create_in("/".join(parts[:-1]), parts[-1], mode, _hops, directory=False)
-        return self.open(path)
-
-    def _is_dir(self, path: str) -> bool:
+        parent = self.make_dirs("/".join(parts[:-1]), _hops=_hops)
         try:
-            os.close(self.open(path, os.O_PATH | os.O_DIRECTORY))
-        except FileNotFoundError:
-            return False
-        return True
-
-    def _create_in(self, parent_path: str, name: str, mode: int, hops: int, *, directory: bool) -> None:
-        """Create `name` in the directory `parent_path` relative to its descriptor; never through a
-        symlink: a dangling one has its target created instead, resolved from the root."""
-        parent = self.open(parent_path, os.O_PATH | os.O_DIRECTORY)
-        try:
-            try:
-                if directory:
-                    os.mkdir(name, mode, dir_fd=parent)
-                else:
-                    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC,
-                                     mode, dir_fd=parent))
-                return
-            except FileExistsError:
-                if not stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
-                    return  # appeared meanwhile; the caller's open checks what it is
-                target = os.readlink(name, dir_fd=parent)
+            self._create_in(parent, "/".join(parts[:-1]), parts[-1], mode, _hops, directory=False)
         finally:
             os.close(parent)
+        return self.open(path)
+
+    def _open_dir_or_none(self, parts: list[str]) -> int | None:
+        try:
+            return self.open("/".join(parts), os.O_PATH | os.O_DIRECTORY)
+        except FileNotFoundError:
+            return None
+
+    def _create_in(self, parent: int, parent_path: str, name: str, mode: int, hops: int, *, directory: bool) -> None:
+        """Create `name` in the directory open as `parent` (`parent_path` in the root); never through a
+        symlink: a dangling one has its target created instead, resolved from the root."""
+        try:
+            if directory:
+                os.mkdir(name, mode, dir_fd=parent)
+            else:
+                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC,
+                                 mode, dir_fd=parent))
+            return
+        except FileExistsError:
+            if not stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+                return  # appeared meanwhile; the caller's open checks what it is
+            target = os.readlink(name, dir_fd=parent)
         if hops >= _MAX_SYMLINK_HOPS:
             raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name)
         full = target if target.startswith("/") else f"{parent_path}/{target}"
