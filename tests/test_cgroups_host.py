@@ -176,6 +176,49 @@ def test_create_join_read_back_and_destroy_leaves_nothing(cg):
     assert [d for d in created if os.path.exists(d)] == []
 
 
+def test_a_child_forked_into_the_cgroup_then_joining_is_in_every_hierarchy(cg):
+    """Manager.fork() starts the child in the v2 directory (clone3 CLONE_INTO_CGROUP); its join(0) moves it
+    into the rest (v1: through `tasks`) and skips the v2 write: /proc/self/cgroup names the container
+    everywhere, and nothing else joined."""
+    m = cg.manager({"pids": {"limit": 20}})
+    m.create()
+    report_r, report_w = os.pipe()
+    pid = m.fork()
+    if pid == 0:
+        code = 100
+        try:
+            os.close(report_r)
+            m.join(0)
+            with open("/proc/self/cgroup") as f:
+                os.write(report_w, f"{int(m.born_in_v2)}\n{f.read()}".encode())
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    cg.children.append(pid)
+    os.close(report_w)
+    with os.fdopen(report_r) as report:
+        born_in_v2, *lines = report.read().splitlines()
+    assert os.waitstatus_to_exitcode(cg.wait(pid)) == 0
+    assert born_in_v2 == ("1" if m.v2_dir() else "0")
+    placed = {line.split(":", 2)[2] for line in lines if line.split(":", 2)[1] != "name=systemd" or not PURE_V2}
+    assert all(path.endswith(f"/{PARENT}/c1") for path in placed), lines
+    assert m.pids() == []
+
+
+def test_fork_into_a_directory_that_is_no_cgroup_fails_and_forks_nothing(tmp_path):
+    from pyrunc import syscalls
+
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(OSError, match="clone3"):
+            if syscalls.fork_into_cgroup(fd) == 0:
+                os._exit(0)  # only if the kernel accepted it, which the assertion then reports
+    finally:
+        os.close(fd)
+
+
 def test_a_pre_existing_cgroup_is_joined_and_left_in_place(cg):
     owner = cg.manager(sub="shared")
     owner.create()
