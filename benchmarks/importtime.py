@@ -72,14 +72,21 @@ class PathCost:
         return sorted(modules, key=lambda item: -item[1])[:k]
 
 
+def shebang_options(script: str) -> list[str]:
+    """The interpreter options on a script's #! line (pyrunc's launcher runs `python -S`)."""
+    with open(script, "rb") as f:
+        first = f.readline().decode(errors="replace")
+    return first[2:].split()[1:] if first.startswith("#!") else []
+
+
 def measure(ws: Workspace, pyrunc: Runtime, reps: int) -> list[PathCost]:
-    """Run every hot command path `reps` times under -X importtime."""
-    python = os.path.join(os.path.dirname(pyrunc.path), "python")
+    """Run every hot command path `reps` times under -X importtime, with the launcher's own options."""
+    python = [os.path.join(os.path.dirname(pyrunc.path), "python"), *shebang_options(pyrunc.path)]
     costs = {name: PathCost(name) for name in
              ("run", "create", "state", "start", "exec", "kill", "delete", "list", "state (unknown id)")}
 
     def timed(name: str, *args: str) -> bool:
-        call = ws.spawner.call([python, "-X", "importtime", pyrunc.path, "--root", str(pyrunc.root), *args])
+        call = ws.spawner.call([*python, "-X", "importtime", pyrunc.path, "--root", str(pyrunc.root), *args])
         costs[name].runs.append(parse(call.stderr))
         if not call.ok and not costs[name].error:
             costs[name].error = f"exit {call.status}: {last_line(call.stderr)}"
