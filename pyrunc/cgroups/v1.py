@@ -40,8 +40,7 @@ class V1Manager(Manager):
     def _make_dirs(self) -> None:
         cpuset = self.paths.get("cpuset")
         for directory in self.dirs():
-            made = fs.mkdirs(directory)
-            self.created += made
+            self.created += fs.mkdirs(directory)
             if directory == cpuset:
                 _inherit_cpuset(directory)
 
