@@ -359,3 +359,33 @@ def _rmdir(directory: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_exec_cgroup_places_the_process_in_an_existing_sub_cgroup(rt: Runtime, bundle: Bundle) -> None:
+    """`exec --cgroup [<controller>:]<path>` (runc): the process joins that sub-cgroup of the container's
+    cgroup (v2: one path; v1: per controller, the others stay the container's); a missing one is an error."""
+    cid, pid = started(rt, bundle, "sleep", "1000")
+    cg = ContainerCgroup(pid)
+    key = "" if V2 else "pids"
+    flag = "sub" if V2 else "pids:sub"
+    sub = cg.dirs[key] / "sub"
+    sub.mkdir()
+    try:
+        result = rt("exec", "--cgroup", flag, cid, "cat", "/proc/self/cgroup", check=True)
+        exec_dirs = {}
+        mounts = _cgroup_mounts()
+        for line in result.stdout.splitlines():
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(",") if controllers else [""]:
+                if controller in mounts:
+                    exec_dirs[controller] = mounts[controller] / path.lstrip("/")
+        assert exec_dirs[key] == sub
+        assert {c: d for c, d in exec_dirs.items() if c != key} == {c: d for c, d in cg.dirs.items() if c != key}
+        missing = rt("exec", "--cgroup", flag.replace("sub", "no-such-sub"), cid, "true")
+        assert missing.returncode != 0, missing
+    finally:
+        rt.kill(cid, check=False)
+        rt.wait_status(cid, "stopped")
+        wait_until(lambda: _rmdir(sub), timeout=10, what=f"rmdir {sub}")
+    rt.delete(cid)
+    assert _dirs_exist(cg) == []

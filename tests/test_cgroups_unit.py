@@ -504,3 +504,26 @@ def test_v2_stats_shape_from_fake_files(tmp_path):
 def test_blkio_weight_zero_means_unset(plan):
     """Docker sends "blockIO": {"weight": 0} in every config; runc reads 0 as "not set"."""
     assert not [w for w in plan({"blockIO": {"weight": 0, "leafWeight": 0}}) if "weight" in w.file]
+
+
+def test_sub_cgroups_stay_below_the_container_and_must_exist(tmp_path) -> None:
+    from pyrunc.cgroups.v1 import V1Manager
+    from pyrunc.cgroups.v2 import V2Manager
+
+    for name in ("pids/c/sub", "memory/c", "unified/c/sub"):
+        (tmp_path / name).mkdir(parents=True)
+    v1 = V1Manager({"pids": str(tmp_path / "pids/c"), "memory": str(tmp_path / "memory/c")},
+                   str(tmp_path / "unified/c"))
+    sub = v1.sub_cgroups({"pids": "/sub"})
+    assert sub.paths == {"pids": str(tmp_path / "pids/c/sub"), "memory": str(tmp_path / "memory/c")}
+    assert sub.unified == str(tmp_path / "unified/c")
+    with pytest.raises(CgroupError, match="no such sub-cgroup"):
+        v1.sub_cgroups({"": "sub"})  # memory/c/sub is missing
+    with pytest.raises(CgroupError, match="not below the container's cgroup"):
+        v1.sub_cgroups({"pids": "../.."})
+    with pytest.raises(CgroupError, match="no rdma controller"):
+        v1.sub_cgroups({"rdma": "sub"})
+    v2 = V2Manager(str(tmp_path / "unified/c"), str(tmp_path / "unified"))
+    assert v2.sub_cgroups({"": "sub"}).path == str(tmp_path / "unified/c/sub")
+    with pytest.raises(CgroupError, match="without a <controller>: prefix"):
+        v2.sub_cgroups({"pids": "sub"})

@@ -108,6 +108,22 @@ def test_preserved_descriptors_must_be_open() -> None:
         exec_mod._check_preserved(high - 2)
 
 
-def test_sub_cgroups_are_refused() -> None:
-    with pytest.raises(UsageError, match="--cgroup"):
-        exec_mod.ExecOptions({"cgroup": ["memory:/x"]})
+@pytest.mark.parametrize(("args", "expected"), [
+    ([], {}),
+    (["sub"], {"": "sub"}),
+    (["pids:a"], {"pids": "a"}),
+    (["cpu,cpuacct:b", "pids:c"], {"cpu": "b", "cpuacct": "b", "pids": "c"}),
+])
+def test_sub_cgroup_arguments(args: list[str], expected: dict) -> None:
+    assert exec_mod.parse_sub_cgroups(args) == expected
+
+
+@pytest.mark.parametrize(("args", "problem"), [
+    (["a:b:c"], "invalid --cgroup argument: a:b:c"),
+    (["x", "y"], "missing <controller>: prefix"),
+    ([":x"], "empty <controller> prefix"),
+    (["pids:a", "pids:b"], "controller pids specified multiple times"),
+])
+def test_bad_sub_cgroup_arguments(args: list[str], problem: str) -> None:
+    with pytest.raises(UsageError, match=problem):
+        exec_mod.parse_sub_cgroups(args)

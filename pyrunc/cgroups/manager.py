@@ -79,6 +79,10 @@ class Manager:
         """The container's directory in a cgroup v2 hierarchy (pure v2, or the hybrid unified mount)."""
         raise NotImplementedError
 
+    def sub_cgroups(self, subs: dict[str, str]) -> Manager:
+        """`exec --cgroup`: a manager of existing sub-cgroups of this one (for joining only)."""
+        raise NotImplementedError
+
     def fork(self) -> int:
         """`os.fork()`, with the child born in the container's cgroup v2 directory where the kernel can do
         that (clone3 CLONE_INTO_CGROUP): a later write to cgroup.procs waits for an RCU grace period
@@ -174,6 +178,18 @@ class Manager:
         if self.device_extras:
             state["devices"] = [list(d) for d in self.device_extras]
         return state
+
+
+def below(directory: str, sub: str | None) -> str:
+    """`exec --cgroup`: the existing sub-cgroup `sub` of `directory` (relative, even with a leading "/")."""
+    if not sub:
+        return directory
+    path = os.path.normpath(os.path.join(directory, sub.lstrip("/")))
+    if path != directory and not path.startswith(directory + "/"):
+        raise CgroupError(f"exec --cgroup: {sub}: not below the container's cgroup {directory}")
+    if not os.path.isdir(path):
+        raise CgroupError(f"exec --cgroup: {sub}: no such sub-cgroup ({path})")
+    return path
 
 
 def check_usage(limit: int, usage_text: str) -> None:

@@ -6,7 +6,7 @@ import os
 import time
 
 from pyrunc.cgroups import fs
-from pyrunc.cgroups.manager import Manager, check_usage
+from pyrunc.cgroups.manager import Manager, below, check_usage
 from pyrunc.errors import CgroupError
 
 FREEZE_TIMEOUT = 5.0
@@ -61,6 +61,14 @@ class V1Manager(Manager):
 
     def v2_dir(self) -> str | None:
         return self.unified
+
+    def sub_cgroups(self, subs: dict[str, str]) -> V1Manager:
+        """`exec --cgroup`: a manager of existing sub-cgroups, by controller ("" for all, and the unified)."""
+        paths = {c: below(d, subs.get(c, subs.get(""))) for c, d in self.paths.items()}
+        unknown = sorted(set(subs) - set(paths) - {""})
+        if unknown:
+            raise CgroupError(f"exec --cgroup: no {unknown[0]} controller in the container's cgroups")
+        return V1Manager(paths, below(self.unified, subs.get("")) if self.unified else None)
 
     def _disable(self) -> None:
         self.paths, self.unified = {}, None

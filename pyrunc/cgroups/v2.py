@@ -8,7 +8,7 @@ import select
 import time
 
 from pyrunc.cgroups import fs
-from pyrunc.cgroups.manager import Manager, check_usage
+from pyrunc.cgroups.manager import Manager, below, check_usage
 from pyrunc.errors import CgroupError
 
 FREEZE_TIMEOUT = 5.0
@@ -33,6 +33,12 @@ class V2Manager(Manager):
 
     def v2_dir(self) -> str | None:
         return self.path or None
+
+    def sub_cgroups(self, subs: dict[str, str]) -> V2Manager:
+        """`exec --cgroup`: a manager of an existing sub-cgroup (one path, no <controller>: prefix on v2)."""
+        if set(subs) != {""}:
+            raise CgroupError("exec --cgroup: cgroup v2 takes one path without a <controller>: prefix")
+        return V2Manager(below(self.path, subs[""]), self.root)
 
     def _disable(self) -> None:
         self.path = ""

@@ -34,8 +34,29 @@ class ExecOptions:
         self.pid_file: str = o.get("pid_file") or ""
         self.preserve_fds: int = o.get("preserve_fds") or 0
         self.ignore_paused: bool = o.get("ignore_paused", False)
-        if o.get("cgroup"):
-            raise UsageError("exec --cgroup: running the process in a sub-cgroup is not supported by pyrunc")
+        self.sub_cgroups = parse_sub_cgroups(o.get("cgroup") or [])
+
+
+def parse_sub_cgroups(args: list[str]) -> dict[str, str]:
+    """`--cgroup [<controller>[,<controller>...]:]<path>`, repeatable: sub-cgroup by controller, "" for a
+    path without prefix (then the only --cgroup), as runc reads them."""
+    subs: dict[str, str] = {}
+    for arg in args:
+        parts = arg.split(":")
+        if len(parts) > 2:
+            raise UsageError(f"invalid --cgroup argument: {arg}")
+        if len(parts) == 1:
+            if len(args) != 1:
+                raise UsageError(f"invalid --cgroup argument: {arg} (missing <controller>: prefix)")
+            subs[""] = arg
+            continue
+        for controller in parts[0].split(","):
+            if not controller:
+                raise UsageError(f"invalid --cgroup argument: {arg} (empty <controller> prefix)")
+            if controller in subs:
+                raise UsageError(f"invalid --cgroup argument(s): controller {controller} specified multiple times")
+            subs[controller] = parts[1]
+    return subs
 
 
 def _parse_id(text: str, what: str) -> int:
@@ -191,6 +212,9 @@ def _prepare(container: Container, process: dict, opts: ExecOptions) -> ExecCont
         from ..security import seccomp as seccomp_module
 
         seccomp = seccomp_module.prepare(linux["seccomp"])
+    cgroup = container.cgroup_manager()
+    if cgroup is not None and opts.sub_cgroups:
+        cgroup = cgroup.sub_cgroups(opts.sub_cgroups)
     namespaces = _open_namespaces(container.pid)
     try:
         root_fd = os.open(f"/proc/{container.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -203,7 +227,7 @@ def _prepare(container: Container, process: dict, opts: ExecOptions) -> ExecCont
         if root_fd >= 0:
             os.close(root_fd)
         raise InvalidState("cannot exec in a stopped container")
-    return ExecContext(process=process, namespaces=namespaces, root_fd=root_fd, cgroup=container.cgroup_manager(),
+    return ExecContext(process=process, namespaces=namespaces, root_fd=root_fd, cgroup=cgroup,
                        capabilities=capabilities, seccomp=seccomp, rlimits=limits, preserve_fds=opts.preserve_fds)
 
 
