@@ -12,7 +12,7 @@ from pyrunc.config.validate import CAPABILITIES, HOOK_KINDS, NAMESPACE_TYPES
 
 # ---- what pyrunc supports ------------------------------------------------------------------------------
 OCI_VERSION_MIN = "1.0.0"
-CGROUP_SUPPORT = {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False}
+CGROUP_SUPPORT = {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": False}
 APPARMOR_ENABLED = False  # no LSM support in pyrunc (and none on the hosts it is tested on)
 SELINUX_ENABLED = False
 INTEL_RDT_ENABLED = False

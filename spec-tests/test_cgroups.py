@@ -245,8 +245,10 @@ def test_memory_limit_oom_kills(rt: Runtime, bundle: Bundle, tmp_path: Path) -> 
     bundle.add_bind(out, "/out")
     bundle.config["linux"]["resources"].update(memory_limit(32 * MIB))
     _, pid = started(rt, bundle, "sh", "-c", f"sh -c '{ALLOCATE}'; echo $? >/out/status; sleep 1000")
-    wait_until((out / "status").exists, what="the allocating shell to end")
-    assert (out / "status").read_text().strip() == "137"
+    status = out / "status"
+    # The file appears (the redirection) before echo writes into it: wait for a whole line.
+    wait_until(lambda: status.exists() and status.read_text().endswith("\n"), what="the allocating shell to end")
+    assert status.read_text().strip() == "137"
     cg = ContainerCgroup(pid)
     kills = cg.keyed("memory.events")["oom_kill"] if V2 else cg.keyed("memory.oom_control").get("oom_kill")
     assert kills is None or kills >= 1, kills

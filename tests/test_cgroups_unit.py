@@ -232,11 +232,16 @@ def test_state_round_trip_rebuilds_the_same_manager():
     assert (again.path, again.root, again.created) == (v2.path, v2.root, v2.created)
 
 
-def test_import_and_state_path_stay_light():
-    """state/kill/delete: importing the package, from_state and is_frozen load nothing heavy."""
-    code = ("import sys, pyrunc.cgroups as c; m = c.from_state({'version': 1, 'paths': {'freezer': '/nonexistent'}});"
-            " m.is_frozen(); heavy = {'typing', 'json', 'subprocess', 'ctypes', 'select'} & set(sys.modules);"
-            " print(sorted(heavy))")
+@pytest.mark.parametrize("state", [
+    {"version": 1, "paths": {"freezer": "/nonexistent"}},
+    {"version": 2, "path": "/nonexistent", "root": "/sys/fs/cgroup",
+     "systemd": {"unit": "runc-x.scope", "slice": "system.slice"}},  # no D-Bus on the hot paths
+])
+def test_import_and_state_path_stay_light(state: dict):
+    """state/kill/delete/ps: importing the package, from_state, is_frozen and pids load nothing heavy."""
+    heavy = {"typing", "json", "subprocess", "ctypes", "socket", "mmap", "pyrunc.cgroups.dbus"}
+    code = (f"import sys, pyrunc.cgroups as c; m = c.from_state({state!r}); m.is_frozen(); m.pids();"
+            f" print(sorted({heavy!r} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -36,7 +36,7 @@ def test_linux(document):
     assert sorted(linux["namespaces"]) == ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
     assert strings(linux["capabilities"]) and len(linux["capabilities"]) == 41
     assert linux["capabilities"][0] == "CAP_CHOWN" and linux["capabilities"][-1] == "CAP_CHECKPOINT_RESTORE"
-    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False}
+    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": False}
     assert linux["apparmor"] == {"enabled": False} and linux["selinux"] == {"enabled": False}
     assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
     for section in ("intelRdt", "netDevices"):

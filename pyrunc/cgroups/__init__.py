@@ -27,7 +27,9 @@ def manager_for(config: dict, container_id: str, *, systemd: bool = False, rootl
     if systemd:
         if not os.path.isdir("/run/systemd/system"):
             raise CgroupError("systemd cgroup driver requested but systemd is not running (no /run/systemd/system)")
-        raise CgroupError("the systemd cgroup driver is not implemented by pyrunc; run without --systemd-cgroup")
+        from pyrunc.cgroups.systemd import systemd_manager
+
+        return systemd_manager(config, container_id, rootless)
     inner = paths.inner_path(linux.get("cgroupsPath"), container_id)
     if not inner or inner == "/":
         raise CgroupError(f"linux.cgroupsPath: {linux.get('cgroupsPath')!r} names the root cgroup")
@@ -50,6 +52,10 @@ def manager_for(config: dict, container_id: str, *, systemd: bool = False, rootl
 
 def from_state(state: dict) -> Manager:
     """Rebuild the manager recorded by Manager.to_state() without reading config.json or probing the host."""
+    if state.get("systemd"):
+        from pyrunc.cgroups.systemd import from_state as systemd_from_state
+
+        return systemd_from_state(state)
     if state.get("version") == 2:
         from pyrunc.cgroups.v2 import V2Manager
 

@@ -87,7 +87,7 @@ def _v2_limit(value: int) -> str:
     return "max" if value == UNLIMITED else str(value)
 
 
-def _parse_cpu_list(text: str, where: str) -> set[int]:
+def parse_cpu_list(text: str, where: str) -> set[int]:
     cpus: set[int] = set()
     try:
         for part in text.strip().split(","):
@@ -102,10 +102,10 @@ def _parse_cpu_list(text: str, where: str) -> set[int]:
 
 def check_cpuset(value: str, online_file: str, where: str) -> None:
     """Refuse CPUs or memory nodes the host does not have (the kernel's EINVAL would not say which)."""
-    wanted = _parse_cpu_list(value, where)
+    wanted = parse_cpu_list(value, where)
     try:
         with open(online_file) as f:
-            online = _parse_cpu_list(f.read(), online_file)
+            online = parse_cpu_list(f.read(), online_file)
     except FileNotFoundError:
         online = {0}  # no NUMA: a single memory node
     missing = sorted(wanted - online)
