@@ -33,6 +33,8 @@ class NamespacePlan:
     def __init__(self, namespaces: list[dict]) -> None:
         self.new: set[str] = set()
         self.join: dict[str, int] = {}
+        #: CLONE_NEW* flags of the namespaces the process was born in (process/clone.py): not to unshare again
+        self.born_in = 0
         #: type → (path, index in linux.namespaces) of the namespaces to join
         self._paths: dict[str, tuple[str, int]] = {}
         for index, ns in enumerate(namespaces):
@@ -61,8 +63,23 @@ class NamespacePlan:
 
     @property
     def needs_fork(self) -> bool:
-        """pid and time namespaces apply to children only: the init must be a child of the entering process."""
-        return any(self.has(kind) for kind in ("pid", "time"))
+        """pid and time namespaces apply to children only: the init must be a child of the entering process
+        (unless it was born in them)."""
+        return any(self.has(kind) for kind in ("pid", "time")) and not self.born_in & syscalls.CLONE_NEWPID
+
+    def clone_flags(self) -> int:
+        """The flags to create the namespaces at the fork of stage-1, which is then the init: only when all
+        are new and there is a pid namespace (else no fork is saved), no user namespace (its id maps must be
+        written before the others are made) and no time namespace (its offsets must be set before any
+        process is in it). 0 otherwise: stage-1 enters them one by one, then forks the init.
+        A cgroup namespace is left to stage-1 in any case: its root is the cgroup of its creator, so it
+        must be made once stage-1 has joined the container's cgroups."""
+        if self._paths or "pid" not in self.new or {"user", "time"} & self.new:
+            return 0
+        flags = 0
+        for kind in self.new - {"cgroup"}:
+            flags |= CLONE_FLAGS[kind]
+        return flags
 
     def enter_user(self) -> bool:
         """Join or create the user namespace; True when a new one was created (it then needs id maps)."""
@@ -81,5 +98,6 @@ class NamespacePlan:
         flags = 0
         for kind in self.new - {"user"}:
             flags |= CLONE_FLAGS[kind]
+        flags &= ~self.born_in
         if flags:
             syscalls.unshare(flags)

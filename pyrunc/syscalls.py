@@ -352,9 +352,10 @@ class _CloneArgs(ctypes.Structure):
         "set_tid_size", "cgroup")]
 
 
-def fork_into_cgroup(cgroup_fd: int) -> int:
-    """`os.fork()` whose child is born in the cgroup v2 directory open as `cgroup_fd` (clone3 with
-    CLONE_INTO_CGROUP). Returns 0 in the child, its pid in the parent.
+def clone3_fork(flags: int, cgroup_fd: int = -1) -> int:
+    """`os.fork()` through clone3 with `flags` (CLONE_NEW* namespaces the child is born in), and born in
+    the cgroup v2 directory open as `cgroup_fd` (CLONE_INTO_CGROUP) unless it is -1. Returns 0 in the
+    child, its pid in the parent.
 
     The interpreter's fork bookkeeping is done as `os.fork()` does it (PyOS_BeforeFork, then
     PyOS_AfterFork_Child or _Parent), and clone3 is called with the GIL held: the child must resume
@@ -362,7 +363,9 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
     api = ctypes.PyDLL(None, use_errno=True)  # a PyDLL keeps the GIL during the call
     clone3 = api.syscall
     clone3.restype = ctypes.c_long
-    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=cgroup_fd)
+    if cgroup_fd >= 0:
+        flags |= CLONE_INTO_CGROUP
+    args = _CloneArgs(flags=flags, exit_signal=_SIGCHLD, cgroup=max(cgroup_fd, 0))
     api.PyOS_BeforeFork()
     pid = clone3(ctypes.c_long(syscall_number("clone3")), ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
     err = ctypes.get_errno() if pid < 0 else 0
@@ -371,5 +374,5 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
         return 0
     api.PyOS_AfterFork_Parent()
     if pid < 0:
-        raise OSError(err, f"clone3(CLONE_INTO_CGROUP): {os.strerror(err)}")
+        raise OSError(err, f"clone3({flags:#x}): {os.strerror(err)}")
     return pid

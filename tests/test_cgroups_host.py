@@ -177,13 +177,15 @@ def test_create_join_read_back_and_destroy_leaves_nothing(cg):
 
 
 def test_a_child_forked_into_the_cgroup_then_joining_is_in_every_hierarchy(cg):
-    """Manager.fork() starts the child in the v2 directory (clone3 CLONE_INTO_CGROUP); its join(0) moves it
+    """fork_stage1 starts the child in the v2 directory (clone3 CLONE_INTO_CGROUP); its join(0) moves it
     into the rest (v1: through `tasks`) and skips the v2 write: /proc/self/cgroup names the container
     everywhere, and nothing else joined."""
+    from pyrunc.process.clone import fork_stage1
+
     m = cg.manager({"pids": {"limit": 20}})
     m.create()
     report_r, report_w = os.pipe()
-    pid = m.fork()
+    pid, _ = fork_stage1(m)
     if pid == 0:
         code = 100
         try:
@@ -207,13 +209,34 @@ def test_a_child_forked_into_the_cgroup_then_joining_is_in_every_hierarchy(cg):
     assert m.pids() == []
 
 
-def test_fork_into_a_directory_that_is_no_cgroup_fails_and_forks_nothing(tmp_path):
+def test_a_child_born_in_new_namespaces_is_pid_1_there(tmp_path):
+    """clone3 with namespace flags: the child is pid 1 of its new pid namespace, in new uts and net ones."""
+    from pyrunc import syscalls
+    from pyrunc.process.clone import fork_stage1
+
+    report_r, report_w = os.pipe()
+    flags = syscalls.CLONE_NEWPID | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWNET
+    pid, born_in = fork_stage1(None, flags)
+    if pid == 0:
+        names = " ".join(os.readlink(f"/proc/self/ns/{ns}") for ns in ("uts", "net"))
+        os.write(report_w, f"{os.getpid()} {names}".encode())
+        os._exit(0)
+    os.close(report_w)
+    with os.fdopen(report_r) as report:
+        inner_pid, *names = report.read().split()
+    os.waitpid(pid, 0)
+    assert born_in == flags
+    assert inner_pid == "1"
+    assert names != [os.readlink(f"/proc/self/ns/{ns}") for ns in ("uts", "net")]
+
+
+def test_clone3_into_a_directory_that_is_no_cgroup_fails_and_forks_nothing(tmp_path):
     from pyrunc import syscalls
 
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         with pytest.raises(OSError, match="clone3"):
-            if syscalls.fork_into_cgroup(fd) == 0:
+            if syscalls.clone3_fork(0, fd) == 0:
                 os._exit(0)  # only if the kernel accepted it, which the assertion then reports
     finally:
         os.close(fd)

@@ -23,7 +23,7 @@ class Manager:
         self.resources: dict = {}
         self.device_rules: list = []
         self.rootless = False
-        self.born_in_v2 = False  # this process was forked into v2_dir() (see fork)
+        self.born_in_v2 = False  # this process was born in v2_dir() (process/clone.py)
 
     # -- subclass hooks -------------------------------------------------------------------------------
     def dirs(self) -> list[str]:
@@ -82,30 +82,6 @@ class Manager:
     def sub_cgroups(self, subs: dict[str, str]) -> Manager:
         """`exec --cgroup`: a manager of existing sub-cgroups of this one (for joining only)."""
         raise NotImplementedError
-
-    def fork(self) -> int:
-        """`os.fork()`, with the child born in the container's cgroup v2 directory where the kernel can do
-        that (clone3 CLONE_INTO_CGROUP): a later write to cgroup.procs waits for an RCU grace period
-        (5-20 ms). The child's `join(0)` then skips that hierarchy. Falls back to a plain fork, and so to
-        `join`'s error, when the kernel refuses."""
-        directory = self.v2_dir()
-        if directory is None:
-            return os.fork()
-        try:
-            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            return os.fork()
-        try:
-            from pyrunc.syscalls import fork_into_cgroup
-
-            pid = fork_into_cgroup(fd)
-        except OSError:
-            return os.fork()
-        finally:
-            os.close(fd)
-        if pid == 0:
-            self.born_in_v2 = True
-        return pid
 
     def join(self, pid: int) -> None:
         """Move a process (0: the caller) into the cgroup on every hierarchy."""

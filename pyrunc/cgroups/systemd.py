@@ -396,7 +396,9 @@ class SystemdDriver:
         if self.placed:
             super().join(pid)
             return
-        member = pid or os.getpid()
+        # /proc (still the host's) names the caller by its host pid, even when it was born pid 1 of a new
+        # pid namespace (process/clone.py); that is the pid systemd knows.
+        member = pid or int(os.readlink("/proc/self"))
         with Systemd() as systemd:
             try:
                 systemd.start(self.unit.name, [*self.unit.start_properties(member, self.version == 2),

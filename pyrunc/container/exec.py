@@ -233,12 +233,13 @@ def _prepare(container: Container, process: dict, opts: ExecOptions) -> ExecCont
 
 def _launch(container: Container, ctx: ExecContext, console_sock: unixsock.Socket | None) -> tuple[int, int]:
     """Fork stage-1 and follow the protocol until the process has exec'd: (host pid, pty master or -1)."""
+    from ..process.clone import fork_stage1
     from ..process.exec_init import exec_stage1
     from ..process.protocol import Channel, Msg
 
     parent_sock, child_sock = unixsock.seqpacket_pair()
     gc.freeze()
-    stage1 = ctx.cgroup.fork() if ctx.cgroup is not None else os.fork()
+    stage1, _ = fork_stage1(ctx.cgroup)
     if stage1 == 0:
         parent_sock.close()
         exec_stage1(Channel(child_sock), ctx)

@@ -61,8 +61,8 @@ def stage1_main(chan: Channel, ctx: InitContext) -> NoReturn:
             if pid:
                 chan.send(Msg.INIT_PID, pid=pid)
                 os._exit(0)
-        else:
-            chan.send(Msg.INIT_PID, pid=os.getpid())
+        else:  # 0 for the parent's own child: in a pid namespace it was born in, getpid() is 1
+            chan.send(Msg.INIT_PID, pid=0 if ns.born_in else os.getpid())
         ctx.init_pid = chan.expect(Msg.CONTINUE)["pid"]
         container_init(chan, ctx)
     except BaseException as err:

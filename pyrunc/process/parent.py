@@ -12,6 +12,7 @@ import select
 
 from .. import unixsock
 from ..errors import InitError
+from .clone import fork_stage1
 from .context import InitContext
 from .init import stage1_main
 from .protocol import Channel, Msg
@@ -121,9 +122,10 @@ def start_init(ctx: InitContext, run_parent_hooks: Callable[[], None],
     # Objects moved to the permanent generation are never touched by the collector, so the
     # child does not copy (and charge to the container's memory cgroup) the pages they live on.
     gc.freeze()
-    stage1 = ctx.cgroup.fork() if ctx.cgroup is not None else os.fork()
+    stage1, born_in = fork_stage1(ctx.cgroup, ctx.namespaces.clone_flags())
     if stage1 == 0:
         parent_sock.close()
+        ctx.namespaces.born_in = born_in
         stage1_main(Channel(child_sock), ctx)
     child_sock.close()
     chan = Channel(parent_sock)
@@ -138,7 +140,7 @@ def start_init(ctx: InitContext, run_parent_hooks: Callable[[], None],
                 write_id_maps(stage1, ctx.config.get("linux") or {})
                 chan.send(Msg.MAPPED)
             elif msg == Msg.INIT_PID:
-                ctx.init_pid = payload["pid"]
+                ctx.init_pid = payload["pid"] or stage1  # 0: stage-1 itself, born in a new pid namespace
                 if ctx.init_pid != stage1:
                     os.waitpid(stage1, 0)
                     stage1_reaped = True

@@ -10,7 +10,8 @@ descriptors (SCM_RIGHTS). The sequence of `create`:
     write uid_map, setgroups, gid_map
     MAPPED ───────────────────────────────────▶ join/unshare the other namespaces;
                                                 fork the init when a pid/time namespace needs it
-                 ◀──────────────────────────── INIT_PID {pid}        (host pid; stage-1 exits)
+                 ◀──────────────────────────── INIT_PID {pid}        (host pid; stage-1 exits; 0: stage-1 is the
+                                                                      init, born in its namespaces: clone.py)
     rlimits, oom_score_adj, initial CPU affinity of the init (with the host's privileges)
     CONTINUE ─────────────────────────────────▶ mounts, devices (rootfs.prepare_rootfs)
                  ◀──────────────────────────── CONSOLE [fd]          (only with process.terminal)
