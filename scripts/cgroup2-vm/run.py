@@ -1,12 +1,16 @@
 #!/usr/bin/python3
 """Run a command inside a throw-away QEMU (TCG) VM whose /sys/fs/cgroup is a pure cgroup2 hierarchy.
 
+With --cgroup-mode hybrid, /sys/fs/cgroup is instead the classic hybrid layout of a Debian host booted with
+systemd: a tmpfs, one v1 hierarchy per controller, a named name=systemd one, and a cgroup2 at unified.
+
 The host's / is shared read-only under a tmpfs overlay, so the command sees the working directory and the
 project's venv at their host paths.  Its stdout and stderr are streamed back, its exit status becomes ours.
 Exit status 124: the timeout killed the VM; 125: the VM failed (or did not boot) before reporting a status.
 Needs the pieces built by scripts/cgroup2-vm/build.sh (build/vm).  See docs/cgroup2-vm.md.
 
-Usage: run.py [--timeout S] [--results DIR] [--env NAME=VALUE]... [--cwd DIR] -- COMMAND [ARG]...
+Usage: run.py [--cgroup-mode v2|hybrid] [--timeout S] [--results DIR] [--env NAME=VALUE]... [--cwd DIR]
+              -- COMMAND [ARG]...
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from pathlib import Path
 VM_DIR = Path(os.environ.get("CGROUP2_VM_DIR", Path(__file__).resolve().parents[2] / "build" / "vm"))
 GUEST_RESULTS = "/run/cgroup2-vm/results"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-KERNEL_ARGS = "console=ttyS0 panic=-1 quiet cgroup_no_v1=all mitigations=off tsc=reliable"
+KERNEL_ARGS = "console=ttyS0 panic=-1 quiet mitigations=off tsc=reliable"
+# What the kernel command line adds per --cgroup-mode (hybrid keeps every v1 controller available).
+CGROUP_MODE_KERNEL_ARGS = {"v2": "cgroup_no_v1=all", "hybrid": ""}
 EXIT_TIMEOUT = 124
 EXIT_VM_FAILED = 125
 PR_SET_PDEATHSIG = 1
@@ -40,6 +46,8 @@ class Terminated(Exception):
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--cgroup-mode", choices=sorted(CGROUP_MODE_KERNEL_ARGS), default="v2",
+                   help="v2: a pure cgroup2 /sys/fs/cgroup (default); hybrid: v1 hierarchies plus cgroup2 at unified")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before QEMU is killed (default 900)")
     p.add_argument("--boot-timeout", type=float, default=120.0, help="seconds for the VM to reach the command")
     p.add_argument("--results", type=Path, help="host directory shared read-write (kept); default: a temp dir")
@@ -52,7 +60,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def command_script(command: list[str], cwd: str, env: list[str]) -> str:
+def command_script(command: list[str], cwd: str, env: list[str], cgroup_mode: str) -> str:
     """The sh script the guest's init runs: a clean environment, then exec of the command in cwd."""
     environment = [
         f"PATH={GUEST_PATH}",
@@ -61,6 +69,7 @@ def command_script(command: list[str], cwd: str, env: list[str]) -> str:
         "PYTHONUNBUFFERED=1",
         "CGROUP2_VM=1",
         f"CGROUP2_VM_RESULTS={GUEST_RESULTS}",
+        f"CGROUP_VM_MODE={cgroup_mode}",
         *env,
     ]
     # The host's env: busybox's would run its own applets (sh, mount, unshare...) instead of the host's.
@@ -98,9 +107,10 @@ def host_tsc_khz() -> int | None:
     return round(float(found[-1]) * 1000) if found else None
 
 
-def kernel_command_line(extra: str) -> str:
+def kernel_command_line(cgroup_mode: str, extra: str) -> str:
     khz = host_tsc_khz()
-    return " ".join(filter(None, [KERNEL_ARGS, f"tsc_early_khz={khz}" if khz else "", extra]))
+    return " ".join(filter(None, [KERNEL_ARGS, CGROUP_MODE_KERNEL_ARGS[cgroup_mode],
+                                  f"tsc_early_khz={khz}" if khz else "", extra]))
 
 
 def qemu_command(results: Path, memory: str, smp: int, kernel_args: str) -> list[str]:
@@ -149,13 +159,14 @@ class Streamer:
 
 
 def start_qemu(args: argparse.Namespace, results: Path) -> subprocess.Popen:
-    (results / "vm.conf").write_text(f"VM_DIR={shlex.quote(str(VM_DIR))}\nVM_CWD={shlex.quote(args.cwd)}\n")
-    (results / "cmd.sh").write_text(command_script(args.command, args.cwd, args.env))
+    (results / "vm.conf").write_text(f"VM_DIR={shlex.quote(str(VM_DIR))}\nVM_CWD={shlex.quote(args.cwd)}\n"
+                                     f"VM_CGROUP_MODE={args.cgroup_mode}\n")
+    (results / "cmd.sh").write_text(command_script(args.command, args.cwd, args.env, args.cgroup_mode))
     for name in ("booted", "status", "stdout.log", "stderr.log", "console.log"):
         (results / name).unlink(missing_ok=True)
     with (results / "qemu.log").open("wb") as qemu_log:
         return subprocess.Popen(
-            qemu_command(results, args.memory, args.smp, kernel_command_line(args.kernel_args)),
+            qemu_command(results, args.memory, args.smp, kernel_command_line(args.cgroup_mode, args.kernel_args)),
             stdin=subprocess.DEVNULL,
             stdout=qemu_log,
             stderr=subprocess.STDOUT,
