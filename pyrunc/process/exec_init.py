@@ -22,9 +22,17 @@ import os
 from .. import syscalls, terminal
 from ..errors import InitError
 from ..namespaces import CLONE_FLAGS
-from ..security import identity, lsm, process_attrs, seccomp
+from ..security import identity, lsm, process_attrs
 from ..security.rlimits import apply_rlimits
-from .execve import close_fds_from, describe, execve_clean, find_executable, load_seccomp, with_home
+from .execve import (
+    close_fds_from,
+    describe,
+    execve_clean,
+    find_executable,
+    load_seccomp,
+    load_seccomp_before_identity,
+    with_home,
+)
 from .protocol import Channel, Msg
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; NoReturn only annotates
@@ -98,9 +106,7 @@ def _exec_process(chan: Channel, ctx: ExecContext) -> NoReturn:
     if affinity.get("initial"):
         process_attrs.apply_cpu_affinity(affinity["initial"])
     process_attrs.apply_scheduling(process)
-    early_seccomp = ctx.seccomp is not None and seccomp.must_load_before_identity(process)
-    if early_seccomp:
-        load_seccomp(chan, ctx.seccomp)
+    early_seccomp = load_seccomp_before_identity(chan, ctx.seccomp, process)
     # Like runc: the cwd is entered while still root, and again as the user if root was refused
     # (a directory only the container's user may enter, e.g. on a root-squashing filesystem).
     in_cwd = _enter_cwd(process["cwd"], may_retry=True)

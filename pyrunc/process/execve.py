@@ -73,6 +73,15 @@ def load_seccomp(chan: Channel, filt: object) -> None:
         os.close(listener_fd)
         chan.expect(Msg.SECCOMP_DONE)
 
+def load_seccomp_before_identity(chan: Channel, filt: object, process: dict) -> bool:
+    """Load the filter now when it must precede the identity switch (see seccomp.must_load_before_identity);
+    True when it did, and the caller must not load it again."""
+    if filt is None or not seccomp.must_load_before_identity(process):
+        return False
+    load_seccomp(chan, filt)
+    return True
+
+
 def execve_clean(executable: str, args: list[str], env: list[str]) -> NoReturn:
     """execve with the signal dispositions and mask a fresh process expects; raises OSError on failure.
 

@@ -23,10 +23,18 @@ from .. import rootfs, syscalls
 from ..errors import InitError, PyruncError
 from ..hooks import has_hooks, run_hooks
 from ..network import loopback_up
-from ..security import identity, lsm, process_attrs, seccomp, sysctl
+from ..security import identity, lsm, process_attrs, sysctl
 from ..state import EXEC_FIFO
 from .context import InitContext
-from .execve import close_fds_from, describe, execve_clean, find_executable, load_seccomp, with_home
+from .execve import (
+    close_fds_from,
+    describe,
+    execve_clean,
+    find_executable,
+    load_seccomp,
+    load_seccomp_before_identity,
+    with_home,
+)
 from .protocol import Channel, Msg
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; NoReturn only annotates
@@ -134,9 +142,7 @@ def _apply_process_attributes(chan: Channel, ctx: InitContext, process: dict, li
     if linux.get("personality"):
         process_attrs.apply_personality(linux["personality"])
     process_attrs.apply_scheduling(process)
-    early_seccomp = ctx.seccomp is not None and seccomp.must_load_before_identity(process)
-    if early_seccomp:
-        load_seccomp(chan, ctx.seccomp)
+    early_seccomp = load_seccomp_before_identity(chan, ctx.seccomp, process)
     identity.switch_identity(process.get("user") or {}, ctx.capabilities)
     if process.get("noNewPrivileges"):
         identity.set_no_new_privs()
