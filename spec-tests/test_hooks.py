@@ -25,6 +25,17 @@ exit "${3:-0}"
 """
 
 
+
+def create_start_delete(rt: Runtime, bundle: Bundle) -> str:
+    """A container running `true` through create, start, its exit and delete: its id."""
+    bundle.set_args("true")
+    cid = new_id()
+    rt.create(cid, bundle)
+    rt.start(cid)
+    rt.wait_status(cid, "stopped")
+    rt.delete(cid)
+    return cid
+
 def add_hook(bundle: Bundle, out: Path, kind: str, *extra: str, timeout: int | None = None,
              path: str | None = None) -> None:
     """Append a recording hook of `kind`; `extra` are more arguments (the third is the exit status)."""
@@ -141,12 +152,7 @@ def test_failing_poststop_hook_is_a_warning(rt: Runtime, bundle: Bundle, out: Pa
     xfail_runc("runc 1.1 stops at the first failing poststop hook (the remaining hooks MUST still run)")
     add_hook(bundle, out, "poststop", "3")
     add_hook(bundle, out, "poststop")
-    bundle.set_args("true")
-    cid = new_id()
-    rt.create(cid, bundle)
-    rt.start(cid)
-    rt.wait_status(cid, "stopped")
-    rt.delete(cid)
+    cid = create_start_delete(rt, bundle)
     assert rt("state", cid).returncode != 0
     assert order(out) == ["poststop", "poststop"]
 
@@ -177,9 +183,4 @@ def test_hook_that_does_not_read_its_state(rt: Runtime, bundle: Bundle) -> None:
     """A hook exiting without reading stdin (a large state: annotations) must not break the runtime."""
     bundle.config["annotations"] = {f"key{i}": "v" * 1000 for i in range(200)}
     bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/true"}], "poststop": [{"path": "/bin/true"}]}
-    bundle.set_args("true")
-    cid = new_id()
-    rt.create(cid, bundle)
-    rt.start(cid)
-    rt.wait_status(cid, "stopped")
-    rt.delete(cid)
+    create_start_delete(rt, bundle)

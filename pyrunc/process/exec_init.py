@@ -24,15 +24,7 @@ from ..errors import InitError
 from ..namespaces import CLONE_FLAGS
 from ..security import identity, lsm, process_attrs
 from ..security.rlimits import apply_rlimits
-from .execve import (
-    close_fds_from,
-    describe,
-    execve_clean,
-    find_executable,
-    load_seccomp,
-    load_seccomp_before_identity,
-    with_home,
-)
+from . import execve
 from .protocol import Channel, Msg
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; NoReturn only annotates
@@ -78,7 +70,7 @@ def exec_stage1(chan: Channel, ctx: ExecContext) -> NoReturn:
             os._exit(0)
         _exec_process(chan, ctx)
     except BaseException as err:
-        chan.send_error(describe(err))
+        chan.send_error(execve.describe(err))
     os._exit(1)
 
 
@@ -101,12 +93,12 @@ def _exec_process(chan: Channel, ctx: ExecContext) -> NoReturn:
     os.close(ctx.root_fd)
     if process.get("terminal"):
         _setup_terminal(chan, process, user.get("uid", 0))
-    env = with_home(list(process.get("env") or ()), user.get("uid", 0))
+    env = execve.with_home(list(process.get("env") or ()), user.get("uid", 0))
     affinity = process.get("execCPUAffinity") or {}
     if affinity.get("initial"):
         process_attrs.apply_cpu_affinity(affinity["initial"])
     process_attrs.apply_scheduling(process)
-    early_seccomp = load_seccomp_before_identity(chan, ctx.seccomp, process)
+    early_seccomp = execve.load_seccomp_before_identity(chan, ctx.seccomp, process)
     # Like runc: the cwd is entered while still root, and again as the user if root was refused
     # (a directory only the container's user may enter, e.g. on a root-squashing filesystem).
     in_cwd = _enter_cwd(process["cwd"], may_retry=True)
@@ -116,15 +108,15 @@ def _exec_process(chan: Channel, ctx: ExecContext) -> NoReturn:
     lsm.apply_exec_labels(process)
     if not in_cwd:
         _enter_cwd(process["cwd"], may_retry=False)
-    executable = find_executable(process["args"][0], env)
+    executable = execve.find_executable(process["args"][0], env)
     if affinity.get("final"):
         process_attrs.apply_cpu_affinity(affinity["final"])
     _keep_only_stdio_and_preserved(chan, ctx.preserve_fds)
     if ctx.seccomp is not None and not early_seccomp:
-        load_seccomp(chan, ctx.seccomp)
+        execve.load_seccomp(chan, ctx.seccomp)
     chan.send(Msg.READY)
     try:
-        execve_clean(executable, process["args"], env)
+        execve.execve_clean(executable, process["args"], env)
     except OSError as err:
         raise InitError(f'exec: "{process["args"][0]}": {(err.strerror or str(err)).lower()}') from None
 
@@ -162,7 +154,7 @@ def _enter_cwd(cwd: str, *, may_retry: bool) -> bool:
 def _keep_only_stdio_and_preserved(chan: Channel, preserve_fds: int) -> None:
     """Close everything but stdio, the preserved descriptors (made inheritable) and the close-on-exec channel."""
     first_free = 3 + preserve_fds
-    close_fds_from(first_free, [chan.fileno()])
+    execve.close_fds_from(first_free, [chan.fileno()])
     for fd in range(3, first_free):
         if fd != chan.fileno():
             os.set_inheritable(fd, True)

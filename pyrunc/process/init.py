@@ -25,16 +25,8 @@ from ..hooks import has_hooks, run_hooks
 from ..network import loopback_up
 from ..security import identity, lsm, process_attrs, sysctl
 from ..state import EXEC_FIFO
+from . import execve
 from .context import InitContext
-from .execve import (
-    close_fds_from,
-    describe,
-    execve_clean,
-    find_executable,
-    load_seccomp,
-    load_seccomp_before_identity,
-    with_home,
-)
 from .protocol import Channel, Msg
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; NoReturn only annotates
@@ -74,7 +66,7 @@ def stage1_main(chan: Channel, ctx: InitContext) -> NoReturn:
         ctx.init_pid = chan.expect(Msg.CONTINUE)["pid"]
         container_init(chan, ctx)
     except BaseException as err:
-        chan.send_error(describe(err))
+        chan.send_error(execve.describe(err))
     os._exit(1)
 
 
@@ -103,13 +95,13 @@ def container_init(chan: Channel, ctx: InitContext) -> NoReturn:
     if linux.get("sysctl"):
         sysctl.apply_sysctls(linux["sysctl"])
     rootfs.finalize_rootfs(config)
-    env = with_home(list(process.get("env") or ()), (process.get("user") or {}).get("uid", 0))
+    env = execve.with_home(list(process.get("env") or ()), (process.get("user") or {}).get("uid", 0))
     cwd = process.get("cwd") or "/"
     try:
         os.chdir(cwd)
     except OSError as err:
         raise InitError(f"process.cwd {cwd!r}: {err.strerror}") from None
-    executable = find_executable(process["args"][0], env)
+    executable = execve.find_executable(process["args"][0], env)
     _apply_process_attributes(chan, ctx, process, linux)
     fifo = _ready_and_wait(chan, ctx)
     _start_container_hooks(ctx, fifo)
@@ -142,7 +134,7 @@ def _apply_process_attributes(chan: Channel, ctx: InitContext, process: dict, li
     if linux.get("personality"):
         process_attrs.apply_personality(linux["personality"])
     process_attrs.apply_scheduling(process)
-    early_seccomp = load_seccomp_before_identity(chan, ctx.seccomp, process)
+    early_seccomp = execve.load_seccomp_before_identity(chan, ctx.seccomp, process)
     identity.switch_identity(process.get("user") or {}, ctx.capabilities)
     if process.get("noNewPrivileges"):
         identity.set_no_new_privs()
@@ -151,14 +143,14 @@ def _apply_process_attributes(chan: Channel, ctx: InitContext, process: dict, li
     if final:
         process_attrs.apply_cpu_affinity(final)
     if ctx.seccomp is not None and not early_seccomp:
-        load_seccomp(chan, ctx.seccomp)
+        execve.load_seccomp(chan, ctx.seccomp)
 
 
 def _ready_and_wait(chan: Channel, ctx: InitContext) -> int:
     """Tell the parent we are ready, then block until `start` opens the exec fifo for reading; return it."""
     keep = sorted({chan.fileno(), ctx.state_dir_fd})
     first_free = 3 + ctx.preserve_fds + int(os.environ.get("LISTEN_FDS", "0") or 0)
-    close_fds_from(first_free, keep)
+    execve.close_fds_from(first_free, keep)
     syscalls.prctl(syscalls.PR_SET_PDEATHSIG, 0)
     chan.send(Msg.READY)
     chan.close()
@@ -173,7 +165,7 @@ def _start_container_hooks(ctx: InitContext, fifo: int) -> None:
         if has_hooks(ctx.config, "startContainer"):
             run_hooks(ctx.config, ctx.hook_state("created"), "startContainer")
     except PyruncError as err:
-        os.write(fifo, b"1" + describe(err).encode()[:4000])
+        os.write(fifo, b"1" + execve.describe(err).encode()[:4000])
         os._exit(1)
     os.write(fifo, b"0")
     os.close(fifo)
@@ -181,7 +173,7 @@ def _start_container_hooks(ctx: InitContext, fifo: int) -> None:
 
 def _exec(ctx: InitContext, process: dict, executable: str, env: list[str]) -> NoReturn:
     try:
-        execve_clean(executable, process["args"], env)
+        execve.execve_clean(executable, process["args"], env)
     except OSError as err:
         os.write(2, f"exec {executable}: {err.strerror}\n".encode())
     os._exit(127)
